@@ -1,0 +1,112 @@
+"""The one exception tree of Patchline.
+
+Errors are named by meaning so that callers can catch a family (``RepositoryError``)
+or one case (``UnknownModelError``). The CLI maps them to messages and exit codes in
+one place (``patchline.cli.main``); the server will map them to HTTP statuses in one
+place too. Every message is written for a person: what is wrong, and what to do.
+"""
+
+from __future__ import annotations
+
+
+class PatchlineError(Exception):
+    """Base of every error Patchline raises on purpose."""
+
+    #: Process exit code the CLI uses for this family of errors.
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\nWhat to do: {self.hint}"
+        return self.message
+
+
+class UsageError(PatchlineError):
+    """An argument or value given by the user is malformed or out of range."""
+
+    exit_code = 2
+
+
+class ConfigError(PatchlineError):
+    """The configuration file or a setting is missing or invalid."""
+
+    exit_code = 3
+
+
+# --- repository (publishing side) -------------------------------------------------
+
+
+class RepositoryError(PatchlineError):
+    """Something is wrong with a signed repository or an operation on it."""
+
+    exit_code = 4
+
+
+class RepositoryNotFoundError(RepositoryError):
+    """The directory holds no Patchline repository."""
+
+
+class RepositoryExistsError(RepositoryError):
+    """A repository already exists where a new one was to be created."""
+
+
+class RepositoryBusyError(RepositoryError):
+    """Another process holds the repository's publish lock."""
+
+
+class RepositoryCorruptError(RepositoryError):
+    """The published tree is inconsistent (missing or unverifiable metadata)."""
+
+
+class UnknownModelError(RepositoryError):
+    """A device model is not known to the repository."""
+
+
+class ModelExistsError(RepositoryError):
+    """A device model is already in the repository."""
+
+
+class ReleaseRejectedError(RepositoryError):
+    """A release cannot be published (duplicate, downgrade, bad image...)."""
+
+
+class ImageError(ReleaseRejectedError):
+    """An image file cannot be read or is unusable."""
+
+
+class SigningError(RepositoryError):
+    """Metadata could not be signed by the keys its role requires."""
+
+
+class KeyError_(RepositoryError):
+    """A private key is missing, unreadable, or its passphrase is wrong."""
+
+
+class PassphraseError(KeyError_):
+    """No passphrase was available, or it did not decrypt the key."""
+
+
+# --- delta ------------------------------------------------------------------------
+
+
+class DeltaError(PatchlineError):
+    """A binary delta could not be built or applied."""
+
+    exit_code = 5
+
+
+class CorruptDeltaError(DeltaError):
+    """A delta's bytes are malformed, truncated or fail their checks."""
+
+
+class DeltaSourceMismatchError(DeltaError):
+    """The source image is not the one the delta was built from."""
+
+
+class DeltaResultMismatchError(DeltaError):
+    """Applying a delta produced an image whose hash is not the expected one."""
