@@ -1,0 +1,1 @@
+"""The ``patchline`` command: one module per command group."""

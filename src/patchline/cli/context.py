@@ -1,0 +1,28 @@
+"""What every command shares: the repository home, settings, and the console."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from patchline.repository import Repository
+from patchline.settings import Settings
+
+
+@dataclass
+class CliContext:
+    """Handed to each command through click's context object."""
+
+    home: Path
+    settings: Settings
+    console: Console
+
+    def open_repository(self) -> Repository:
+        """Open the repository in ``--home`` (raises RepositoryNotFoundError)."""
+        return Repository.open(self.home, self.settings)
+
+
+pass_cli = click.make_pass_decorator(CliContext)

@@ -1,0 +1,67 @@
+"""Entry point of the ``patchline`` command, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from patchline import __version__
+from patchline.cli.context import CliContext
+from patchline.cli.demo import demo
+from patchline.cli.keys import key
+from patchline.cli.models import model
+from patchline.cli.releases import release
+from patchline.cli.repo import init, repo
+from patchline.errors import PatchlineError
+from patchline.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PATCHLINE_HOME",
+    default=".",
+    show_default=True,
+    help="The repository's data directory (or set PATCHLINE_HOME).",
+)
+@click.version_option(__version__, prog_name="patchline")
+@click.pass_context
+def cli(ctx: click.Context, home: Path) -> None:
+    """Patchline: signed over-the-air updates that any static host can deliver."""
+    settings = Settings.from_env()
+    ctx.obj = CliContext(home=home, settings=settings, console=Console())
+
+
+for command in (init, repo, model, release, key, demo):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; map every Patchline error to a message and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="patchline", standalone_mode=False)
+    except PatchlineError as exc:
+        err = Console(stderr=True)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}")
+        if exc.hint:
+            err.print(f"[bold]what to do:[/] {escape(exc.hint)}")
+        return exc.exit_code
+    except click.exceptions.Abort:
+        Console(stderr=True).print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

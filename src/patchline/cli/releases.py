@@ -1,0 +1,114 @@
+"""``patchline release add|list``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from patchline.cli.context import CliContext, pass_cli
+from patchline.repository import ReleaseRequest, add_release, releases_of
+from patchline.wire.release import (
+    Eligibility,
+    UpdateClass,
+    parse_date,
+    parse_datetime,
+    parse_regions,
+)
+
+
+@click.group()
+def release() -> None:
+    """Publish and list releases."""
+
+
+@release.command("add")
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--model", required=True, help="Device model the image is for.")
+@click.option("--build", required=True, help="Build id; must be newer than the model's newest.")
+@click.option("--security-patch-level", "spl", required=True, metavar="YYYY-MM-DD")
+@click.option(
+    "--class",
+    "update_class",
+    required=True,
+    type=click.Choice([c.value for c in UpdateClass]),
+    help="security (security fixes), corrective (bug fixes) or functional (new functions).",
+)
+@click.option("--notes", default="", help="Release notes shown to users.")
+@click.option("--build-time", metavar="ISO-8601", help="When the image was built (default: now).")
+@click.option("--regions-allowed", multiple=True, metavar="CODES", help="Only these regions.")
+@click.option("--regions-excluded", multiple=True, metavar="CODES", help="Never these regions.")
+@click.option("--deployed-before", metavar="YYYY-MM-DD", help="Only devices deployed before.")
+@click.option("--valid-until", metavar="YYYY-MM-DD", help="Installable only before this date.")
+@click.option("--allow-downgrade", is_flag=True, help="Accept an older build or patch level.")
+@pass_cli
+def add_command(
+    cli: CliContext,
+    image: Path,
+    model: str,
+    build: str,
+    spl: str,
+    update_class: str,
+    notes: str,
+    build_time: str | None,
+    regions_allowed: tuple[str, ...],
+    regions_excluded: tuple[str, ...],
+    deployed_before: str | None,
+    valid_until: str | None,
+    allow_downgrade: bool,
+) -> None:
+    """Publish IMAGE as build BUILD of MODEL, signed, with its eligibility."""
+    request = ReleaseRequest(
+        image=image,
+        model=model,
+        build=build,
+        security_patch_level=parse_date("security patch level", spl),
+        update_class=UpdateClass(update_class),
+        eligibility=Eligibility(
+            regions_allowed=parse_regions(regions_allowed),
+            regions_excluded=parse_regions(regions_excluded),
+            deployed_before=parse_date("deployed-before", deployed_before)
+            if deployed_before
+            else None,
+            valid_until=parse_date("valid-until", valid_until) if valid_until else None,
+        ),
+        notes=notes,
+        build_time=parse_datetime("build time", build_time) if build_time else None,
+        allow_downgrade=allow_downgrade,
+    )
+    published = add_release(cli.open_repository(), request)
+    cli.console.print(
+        f"Published [bold]{published.target_path}[/] ({published.length} bytes, "
+        f"sha256 {published.sha256[:16]}...), {published.info.update_class.value} update, "
+        f"patch level {published.info.security_patch_level.isoformat()}."
+    )
+
+
+@release.command("list")
+@click.option("--model", "only_model", help="Only this model.")
+@pass_cli
+def list_command(cli: CliContext, only_model: str | None) -> None:
+    """List published releases, oldest build first."""
+    state = cli.open_repository().state()
+    table = Table()
+    for column in ("model", "build", "class", "patch level", "bytes", "eligibility"):
+        table.add_column(column)
+    for name in [only_model] if only_model else state.model_names():
+        for item in releases_of(state, name):
+            rules = item.info.eligibility
+            limits = [
+                f"only {','.join(rules.regions_allowed)}" if rules.regions_allowed else "",
+                f"not {','.join(rules.regions_excluded)}" if rules.regions_excluded else "",
+                f"deployed < {rules.deployed_before}" if rules.deployed_before else "",
+                f"until {rules.valid_until}" if rules.valid_until else "",
+            ]
+            table.add_row(
+                name,
+                item.info.build,
+                item.info.update_class.value,
+                item.info.security_patch_level.isoformat(),
+                str(item.length),
+                "; ".join(x for x in limits if x) or "all",
+            )
+    cli.console.print(table)

@@ -1,0 +1,1 @@
+"""``patchline demo``: a signed repository, a static host, and devices updating through it."""

@@ -1,0 +1,295 @@
+"""Changing a repository: one locked transaction, signed and published in a safe order.
+
+Order of a publish (consistent snapshots; every name but ``timestamp.json`` is new):
+target files (by the caller, before commit), a new root if any, model roles, targets,
+snapshot, and last ``timestamp.json`` by an atomic rename. A crash at any point
+leaves the previous state served whole; the files written before it are unreferenced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from securesystemslib.signer import Key
+from tuf.api.metadata import (
+    DelegatedRole,
+    Delegations,
+    Metadata,
+    MetaFile,
+    Root,
+    Targets,
+)
+
+from patchline.clock import Clock, SystemClock
+from patchline.errors import (
+    ModelExistsError,
+    RepositoryBusyError,
+    RepositoryNotFoundError,
+    SigningError,
+)
+from patchline.fsutil import write_atomic
+from patchline.repository.config import TOP_LEVEL_ROLES, RepositoryConfig
+from patchline.repository.keyring import Keyring
+from patchline.repository.layout import RepositoryLayout
+from patchline.repository.passphrases import PassphraseSource
+from patchline.repository.state import RepositoryState, load_state
+from patchline.settings import Settings
+from patchline.wire.release import check_name
+
+LOCK_WAIT_SECONDS = 30.0
+
+
+def model_paths(model: str) -> list[str]:
+    """The target paths a model's role may sign: ``MODEL/BUILD/FILE``."""
+    return [f"{model}/*/*"]
+
+
+@dataclass
+class Repository:
+    """An opened repository home: where it is, its settings, keys and clock."""
+
+    layout: RepositoryLayout
+    config: RepositoryConfig
+    keyring: Keyring
+    clock: Clock
+
+    @classmethod
+    def open(
+        cls,
+        home: Path,
+        settings: Settings | None = None,
+        passphrases: PassphraseSource | None = None,
+        clock: Clock | None = None,
+    ) -> Repository:
+        """Open an existing repository; raise RepositoryNotFoundError if ``home`` holds none."""
+        layout = RepositoryLayout(home)
+        if not layout.config_file.is_file():
+            raise RepositoryNotFoundError(
+                f"no Patchline repository in {home} ({layout.config_file.name} is missing)",
+                hint="create one with: patchline init DIR, or pass --home DIR",
+            )
+        settings = settings or Settings.from_env()
+        config = RepositoryConfig.load(layout.config_file)
+        keyring = Keyring(config.keys_dir, passphrases or PassphraseSource(), settings.kdf_log2n)
+        return cls(layout, config, keyring, clock or SystemClock())
+
+    def state(self) -> RepositoryState:
+        """The last published state (read without the lock: it is immutable once named)."""
+        return load_state(self.layout)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Hold the publish lock and yield a transaction on the current state.
+
+        Nothing is published unless the caller calls ``commit()``; an exception inside
+        the block publishes nothing.
+        """
+        with _publish_lock(self.layout.lock_file):
+            yield Transaction(self, load_state(self.layout))
+
+
+@contextlib.contextmanager
+def _publish_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RepositoryBusyError(
+                        f"another process has been publishing to {path.parent} for "
+                        f"{LOCK_WAIT_SECONDS:.0f} s",
+                        hint="wait for it to finish and try again",
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Transaction:
+    """Edits to one repository state, signed and published by ``commit()``."""
+
+    def __init__(
+        self, repo: Repository, state: RepositoryState, new_roles: Iterable[str] = ()
+    ) -> None:
+        self.repo = repo
+        self.state = state
+        self._trusted_root = copy.deepcopy(state.root)
+        self._dirty: set[str] = set(new_roles)
+        self._new: set[str] = set(new_roles)  # signed as version 1, not bumped
+
+    # --- editing --------------------------------------------------------------
+
+    def edit_root(self) -> Root:
+        """The root to change; it is re-signed at commit."""
+        self._dirty.add("root")
+        return self.state.root.signed
+
+    def edit_targets(self) -> Targets:
+        """The top-level targets to change; it is re-signed at commit."""
+        self._dirty.add("targets")
+        return self.state.targets.signed
+
+    def edit_model(self, model: str) -> Targets:
+        """A model's targets to change; raise UnknownModelError if there is no such model."""
+        md = self.state.model(model)
+        self._dirty.add(model)
+        return md.signed
+
+    def resign(self, role: str) -> None:
+        """Re-sign ``role`` at commit with a new version and expiry, content unchanged."""
+        if role not in TOP_LEVEL_ROLES:
+            self.state.model(role)
+        self._dirty.add(role)
+
+    def add_model(self, model: str) -> Key:
+        """Delegate ``MODEL/*/*`` to a new role signed by a new key; return that key."""
+        check_name("model", model)
+        if model in TOP_LEVEL_ROLES:
+            raise ModelExistsError(f"{model!r} is the name of a top-level role")
+        if model in self.state.model_names():
+            raise ModelExistsError(f"model {model!r} already exists")
+        key = self.repo.keyring.create(model, self.repo.clock.now())
+        targets = self.edit_targets()
+        if targets.delegations is None:
+            targets.delegations = Delegations(keys={}, roles={})
+        assert targets.delegations.roles is not None
+        targets.delegations.keys[key.keyid] = key
+        targets.delegations.roles[model] = DelegatedRole(
+            name=model, keyids=[key.keyid], threshold=1, terminating=True, paths=model_paths(model)
+        )
+        self.state.set_model(model, Metadata(Targets(version=1, expires=self._now())))
+        self._dirty.add(model)
+        self._new.add(model)
+        return key
+
+    # --- signing and publishing ------------------------------------------------
+
+    def require_signers(self, roles: Iterable[str]) -> None:
+        """Open the keys ``roles`` need now, so that a missing key or passphrase fails
+        before anything is written. Raises SigningError when fewer keys than a role's
+        threshold are reachable, PassphraseError when a key will not open."""
+        for role in roles:
+            available = [k for k in self._keys_for(role) if self.repo.keyring.has(k.keyid)]
+            needed = self._threshold(role)
+            if len(available) < needed:
+                raise SigningError(
+                    f"the {role} role needs {needed} signatures, only {len(available)} of "
+                    f"its keys are in {self.repo.keyring.keys_dir}",
+                    hint="bring the missing keys (or their media) and try again",
+                )
+            for key in available:
+                self.repo.keyring.signer(key)
+
+    def _threshold(self, role: str) -> int:
+        if role in TOP_LEVEL_ROLES:
+            return self.state.root.signed.roles[role].threshold
+        delegations = self.state.targets.signed.delegations
+        assert delegations is not None
+        assert delegations.roles is not None
+        return delegations.roles[role].threshold
+
+    def commit(self) -> list[Path]:
+        """Sign every changed role and publish; return the files written, in order."""
+        models = [r for r in self._dirty if r not in TOP_LEVEL_ROLES]
+        if models or "targets" in self._dirty:
+            self._dirty.add("snapshot")
+        if "snapshot" in self._dirty:
+            self._dirty.add("timestamp")
+        self.require_signers(sorted(self._dirty))
+        written: list[Path] = []
+        layout = self.repo.layout
+        if "root" in self._dirty:
+            self._sign("root", self.state.root)
+            written.append(self._write_versioned("root", self.state.root))
+        for model in sorted(models):
+            md = self.state.model(model)
+            self._sign(model, md)
+            written.append(self._write_versioned(model, md))
+            self.state.snapshot.signed.meta[f"{model}.json"] = MetaFile(md.signed.version)
+        if "targets" in self._dirty:
+            self._sign("targets", self.state.targets)
+            written.append(self._write_versioned("targets", self.state.targets))
+            self.state.snapshot.signed.meta["targets.json"] = MetaFile(
+                self.state.targets.signed.version
+            )
+        if "snapshot" in self._dirty:
+            self._sign("snapshot", self.state.snapshot)
+            written.append(self._write_versioned("snapshot", self.state.snapshot))
+            self.state.timestamp.signed.snapshot_meta = MetaFile(self.state.snapshot.signed.version)
+        if "timestamp" in self._dirty:
+            self._sign("timestamp", self.state.timestamp)
+            write_atomic(layout.timestamp_file, self.state.timestamp.to_bytes())
+            written.append(layout.timestamp_file)
+        self._dirty.clear()
+        self._new.clear()
+        self._trusted_root = copy.deepcopy(self.state.root)
+        return written
+
+    def _now(self) -> datetime:
+        return self.repo.clock.now().replace(microsecond=0)
+
+    def _keys_for(self, role: str) -> list[Key]:
+        if role in TOP_LEVEL_ROLES:
+            keys = _role_keys(self.state.root.signed, role)
+            if role == "root":  # a new root needs the trusted root's keys as well
+                known = {k.keyid for k in keys}
+                keys += [
+                    k for k in _role_keys(self._trusted_root.signed, "root") if k.keyid not in known
+                ]
+            return keys
+        delegations = self.state.targets.signed.delegations
+        assert delegations is not None
+        assert delegations.roles is not None
+        return [delegations.keys[k] for k in delegations.roles[role].keyids]
+
+    def _sign(self, role: str, md: Metadata[Any]) -> None:
+        signed = md.signed
+        if role not in self._new:
+            signed.version += 1
+        signed.expires = self._now() + self.repo.config.expiries.for_role(role)
+        md.signatures.clear()
+        for key in self._keys_for(role):
+            if self.repo.keyring.has(key.keyid):
+                md.sign(self.repo.keyring.signer(key), append=True)
+        self._check_threshold(role, md)
+
+    def _check_threshold(self, role: str, md: Metadata[Any]) -> None:
+        payload = md.signed_bytes
+        if role in TOP_LEVEL_ROLES:
+            delegators: list[Root | Targets] = [self.state.root.signed]
+            if role == "root":
+                delegators.append(self._trusted_root.signed)
+        else:
+            delegators = [self.state.targets.signed]
+        for delegator in delegators:
+            result = delegator.get_verification_result(role, payload, md.signatures)
+            if not result.verified:
+                raise SigningError(
+                    f"the {role} role needs {result.threshold} signatures, "
+                    f"only {len(result.signed)} of its keys are in {self.repo.keyring.keys_dir}",
+                    hint="bring the missing keys (or their passphrases) and try again",
+                )
+
+    def _write_versioned(self, role: str, md: Metadata[Any]) -> Path:
+        path = self.repo.layout.metadata_file(role, md.signed.version)
+        write_atomic(path, md.to_bytes())
+        return path
+
+
+def _role_keys(root: Root, role: str) -> list[Key]:
+    return [root.keys[keyid] for keyid in root.roles[role].keyids]

@@ -1,0 +1,202 @@
+"""Publishing a release: the image stored by content hash, signed as a model's target."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from tuf.api.metadata import TargetFile
+
+from patchline.errors import ImageError, ReleaseRejectedError
+from patchline.fsutil import fsync_dir
+from patchline.repository.publisher import Repository
+from patchline.repository.state import RepositoryState
+from patchline.repository.versions import build_sort_key
+from patchline.wire.release import (
+    NAME_PATTERN,
+    Eligibility,
+    InvalidReleaseInfo,
+    ReleaseInfo,
+    UpdateClass,
+)
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """What the publisher asks for; validated by ``add_release``."""
+
+    image: Path
+    model: str
+    build: str
+    security_patch_level: date
+    update_class: UpdateClass
+    eligibility: Eligibility = field(default_factory=Eligibility)
+    notes: str = ""
+    build_time: datetime | None = None
+    allow_downgrade: bool = False
+
+
+@dataclass(frozen=True)
+class PublishedRelease:
+    """A release as signed: its target path, length, hash and facts."""
+
+    target_path: str
+    length: int
+    sha256: str
+    info: ReleaseInfo
+
+
+def target_path_for(model: str, build: str, image_name: str) -> str:
+    """The TUF target path of a full image: ``MODEL/BUILD/FILE``."""
+    return f"{model}/{build}/{image_name}"
+
+
+def releases_of(state: RepositoryState, model: str) -> list[PublishedRelease]:
+    """Every full-image release of ``model`` in ``state``, oldest build first."""
+    return _releases_in(state.model(model).signed.targets)
+
+
+def _releases_in(targets: dict[str, TargetFile]) -> list[PublishedRelease]:
+    found = []
+    for path, target in targets.items():
+        try:
+            info = ReleaseInfo.from_custom(target.custom)
+        except InvalidReleaseInfo:
+            continue
+        found.append(PublishedRelease(path, target.length, target.hashes["sha256"], info))
+    return sorted(found, key=lambda r: build_sort_key(r.info.build))
+
+
+def add_release(repo: Repository, request: ReleaseRequest) -> PublishedRelease:
+    """Validate, store and sign a new release; on any refusal the repository is unchanged.
+
+    Refuses an unknown model, a duplicate build, a build or security patch level below
+    the model's newest (unless ``allow_downgrade``), and an image that cannot be read.
+    """
+    image_name = request.image.name
+    if not NAME_PATTERN.match(image_name):
+        raise ImageError(
+            f"image file name {image_name!r} is not usable as a target name",
+            hint="rename it to letters, digits, '.', '_' and '-' only",
+        )
+    _check_image_readable(request.image)
+    with repo.transaction() as tx:
+        model_targets = tx.edit_model(request.model)
+        info = ReleaseInfo(
+            model=request.model,
+            build=request.build,
+            build_time=request.build_time or repo.clock.now().replace(microsecond=0),
+            security_patch_level=request.security_patch_level,
+            update_class=request.update_class,
+            eligibility=request.eligibility,
+            notes=request.notes,
+        )
+        existing = _releases_in(model_targets.targets)
+        _check_order(info, existing, request.allow_downgrade)
+        tx.require_signers([request.model, "snapshot", "timestamp"])
+        path = target_path_for(request.model, request.build, image_name)
+        length, sha256, stored = _store_image(repo, request.image, path)
+        try:
+            model_targets.targets[path] = TargetFile(
+                length, {"sha256": sha256}, path, unrecognized_fields={"custom": info.to_custom()}
+            )
+            tx.commit()
+        except BaseException:
+            if stored is not None:
+                stored.unlink(missing_ok=True)
+                _remove_empty_dirs(stored.parent, repo.layout.targets_dir)
+            raise
+    return PublishedRelease(path, length, sha256, info)
+
+
+def _check_order(
+    info: ReleaseInfo, existing: list[PublishedRelease], allow_downgrade: bool
+) -> None:
+    for release in existing:
+        if release.info.build == info.build:
+            raise ReleaseRejectedError(
+                f"build {info.build} of {info.model} is already published as {release.target_path}",
+                hint="give the new image a new build id",
+            )
+    if not existing or allow_downgrade:
+        return
+    newest = existing[-1].info
+    if build_sort_key(info.build) < build_sort_key(newest.build):
+        raise ReleaseRejectedError(
+            f"build {info.build} is older than {info.model}'s newest build {newest.build}",
+            hint="use a newer build id, or --allow-downgrade if this is intended",
+        )
+    top_patch = max(r.info.security_patch_level for r in existing)
+    if info.security_patch_level < top_patch:
+        raise ReleaseRejectedError(
+            f"security patch level {info.security_patch_level.isoformat()} is below "
+            f"{info.model}'s newest {top_patch.isoformat()}",
+            hint="devices refuse a lower patch level; use --allow-downgrade if this is intended",
+        )
+
+
+def _remove_empty_dirs(directory: Path, stop: Path) -> None:
+    while directory != stop and directory.is_relative_to(stop):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent
+
+
+def _check_image_readable(image: Path) -> None:
+    try:
+        with image.open("rb") as handle:
+            if not handle.read(1):
+                raise ImageError(f"image {image} is empty")
+    except IsADirectoryError:
+        raise ImageError(f"image {image} is a directory, not a file") from None
+    except FileNotFoundError:
+        raise ImageError(f"image {image} does not exist") from None
+    except OSError as exc:
+        raise ImageError(f"image {image} cannot be read: {exc.strerror}") from None
+
+
+def _store_image(repo: Repository, image: Path, target_path: str) -> tuple[int, str, Path | None]:
+    """Copy the image into the public tree under its hash, hashing as it copies (one pass).
+
+    Returns length, sha256 and the stored path when this call created it (None when an
+    identical file was already there).
+    """
+    staging_dir = repo.layout.targets_dir / target_path.rpartition("/")[0]
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".incoming.", dir=staging_dir)
+    tmp = Path(tmp_name)
+    digest = hashlib.sha256()
+    length = 0
+    try:
+        with os.fdopen(fd, "wb") as out, image.open("rb") as src:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                length += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        sha256 = digest.hexdigest()
+        final = repo.layout.target_file(target_path, sha256)
+        if final.exists():
+            tmp.unlink()
+            return length, sha256, None
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+        return length, sha256, final
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        _remove_empty_dirs(staging_dir, repo.layout.targets_dir)
+        raise ImageError(f"image {image} could not be stored: {exc.strerror}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        _remove_empty_dirs(staging_dir, repo.layout.targets_dir)
+        raise

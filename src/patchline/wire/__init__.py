@@ -1,0 +1,1 @@
+"""Wire formats shared by the publishing side, the server and the device agent."""

@@ -1,0 +1,241 @@
+"""What a release says about itself, signed inside its TUF target's ``custom`` field.
+
+python-tuf signs ``custom`` but never reads it: its meaning, validation and
+enforcement are ours. Both the director (server) and the agent (device, when the
+director is unreachable) read it through this module, so they agree on it.
+
+Date semantics, for rules that read like a licence:
+
+- ``deployed_before``: a device qualifies when it was deployed strictly before it.
+- ``valid_until``: the release may be installed strictly before this date (the
+  licence "until 2018-08-01" lapses on 2018-08-01).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from patchline.errors import UsageError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+REGION_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,15}$")
+FORMAT = "patchline.release/1"
+
+
+class UpdateClass(enum.StrEnum):
+    """What a release changes: security fixes, bug fixes, or new functions."""
+
+    SECURITY = "security"
+    CORRECTIVE = "corrective"
+    FUNCTIONAL = "functional"
+
+
+class InvalidReleaseInfo(UsageError):
+    """A release's custom fields (or the values meant for them) are malformed."""
+
+
+def check_name(kind: str, value: str) -> str:
+    """Return ``value`` if it is a safe identifier (model, build); raise otherwise."""
+    if not NAME_PATTERN.match(value):
+        raise InvalidReleaseInfo(
+            f"{kind} {value!r} is not a valid name",
+            hint="use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
+    return value
+
+
+def parse_date(kind: str, value: str) -> date:
+    """Parse an ISO date (YYYY-MM-DD) or raise a message naming the field."""
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidReleaseInfo(
+            f"{kind} {value!r} is not a date", hint="write dates as YYYY-MM-DD"
+        ) from None
+
+
+def parse_datetime(kind: str, value: str) -> datetime:
+    """Parse an ISO 8601 instant; a value without a zone is taken as UTC."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidReleaseInfo(
+            f"{kind} {value!r} is not a date and time",
+            hint="write instants as YYYY-MM-DDTHH:MM:SSZ",
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_regions(values: Iterable[str]) -> tuple[str, ...]:
+    """Normalise region codes (ISO 3166 or a named group such as EU) to sorted upper case."""
+    regions: set[str] = set()
+    for raw in values:
+        for part in raw.split(","):
+            code = part.strip().upper()
+            if not code:
+                continue
+            if not REGION_PATTERN.match(code):
+                raise InvalidReleaseInfo(
+                    f"region {part.strip()!r} is not a region code",
+                    hint="use ISO 3166 codes such as DE or US, or a group name such as EU",
+                )
+            regions.add(code)
+    return tuple(sorted(regions))
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """Who may install a release and until when; empty fields mean no limit."""
+
+    regions_allowed: tuple[str, ...] = ()
+    regions_excluded: tuple[str, ...] = ()
+    deployed_before: date | None = None
+    valid_until: date | None = None
+
+    def __post_init__(self) -> None:
+        overlap = set(self.regions_allowed) & set(self.regions_excluded)
+        if overlap:
+            raise InvalidReleaseInfo(
+                f"regions {', '.join(sorted(overlap))} are both allowed and excluded"
+            )
+
+    def refusals(self, *, region: str | None, deployed_on: date | None, today: date) -> list[str]:
+        """Return why a device with these facts may not install, or an empty list if it may."""
+        reasons: list[str] = []
+        region_code = region.upper() if region else None
+        if self.regions_allowed and region_code not in self.regions_allowed:
+            reasons.append(
+                f"region {region_code or 'unknown'} is not among {', '.join(self.regions_allowed)}"
+            )
+        if region_code is not None and region_code in self.regions_excluded:
+            reasons.append(f"region {region_code} is excluded")
+        if self.deployed_before is not None:
+            if deployed_on is None:
+                reasons.append(
+                    f"deployment date unknown; release is only for devices deployed before "
+                    f"{self.deployed_before.isoformat()}"
+                )
+            elif deployed_on >= self.deployed_before:
+                reasons.append(
+                    f"deployed {deployed_on.isoformat()}, not before "
+                    f"{self.deployed_before.isoformat()}"
+                )
+        if self.valid_until is not None and today >= self.valid_until:
+            reasons.append(f"release validity ended on {self.valid_until.isoformat()}")
+        return reasons
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form kept in the signed target."""
+        return {
+            "regions_allowed": list(self.regions_allowed),
+            "regions_excluded": list(self.regions_excluded),
+            "deployed_before": _iso_or_none(self.deployed_before),
+            "valid_until": _iso_or_none(self.valid_until),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Eligibility:
+        """Read the JSON form; raise InvalidReleaseInfo when malformed."""
+        _require_mapping("eligibility", data)
+        return cls(
+            regions_allowed=parse_regions(_str_list("regions_allowed", data)),
+            regions_excluded=parse_regions(_str_list("regions_excluded", data)),
+            deployed_before=_optional_date("deployed_before", data),
+            valid_until=_optional_date("valid_until", data),
+        )
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """The facts about one full image release, as signed in its TUF target."""
+
+    model: str
+    build: str
+    build_time: datetime
+    security_patch_level: date
+    update_class: UpdateClass
+    eligibility: Eligibility = field(default_factory=Eligibility)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("model", self.model)
+        check_name("build", self.build)
+        if self.build_time.tzinfo is None:
+            raise InvalidReleaseInfo("build_time must carry a time zone")
+        if len(self.notes) > 4096:
+            raise InvalidReleaseInfo("release notes are longer than 4096 characters")
+
+    def to_custom(self) -> dict[str, Any]:
+        """Return the dictionary stored as the target's ``custom`` field."""
+        return {
+            "format": FORMAT,
+            "kind": "full",
+            "model": self.model,
+            "build": self.build,
+            "build_time": self.build_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "security_patch_level": self.security_patch_level.isoformat(),
+            "update_class": self.update_class.value,
+            "eligibility": self.eligibility.to_json(),
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_custom(cls, data: Mapping[str, Any]) -> ReleaseInfo:
+        """Read a target's ``custom`` field; raise InvalidReleaseInfo when it is not ours."""
+        _require_mapping("custom", data)
+        if data.get("format") != FORMAT or data.get("kind") != "full":
+            raise InvalidReleaseInfo(f"target is not a {FORMAT} full image")
+        try:
+            update_class = UpdateClass(str(data.get("update_class")))
+        except ValueError:
+            raise InvalidReleaseInfo(f"unknown update class {data.get('update_class')!r}") from None
+        return cls(
+            model=_str("model", data),
+            build=_str("build", data),
+            build_time=parse_datetime("build_time", _str("build_time", data)),
+            security_patch_level=parse_date(
+                "security_patch_level", _str("security_patch_level", data)
+            ),
+            update_class=update_class,
+            eligibility=Eligibility.from_json(data.get("eligibility") or {}),
+            notes=str(data.get("notes", "")),
+        )
+
+
+def _iso_or_none(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _require_mapping(kind: str, data: object) -> None:
+    if not isinstance(data, Mapping):
+        raise InvalidReleaseInfo(f"{kind} must be an object")
+
+
+def _str(key: str, data: Mapping[str, Any]) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise InvalidReleaseInfo(f"field {key!r} must be a string")
+    return value
+
+
+def _str_list(key: str, data: Mapping[str, Any]) -> list[str]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidReleaseInfo(f"field {key!r} must be a list of strings")
+    return value
+
+
+def _optional_date(key: str, data: Mapping[str, Any]) -> date | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidReleaseInfo(f"field {key!r} must be a date string")
+    return parse_date(key, value)

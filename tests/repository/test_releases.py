@@ -1,0 +1,129 @@
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from patchline.errors import ImageError, ReleaseRejectedError, UnknownModelError
+from patchline.repository import Repository, ReleaseRequest, add_release, releases_of
+from patchline.wire.release import Eligibility, ReleaseInfo, UpdateClass
+from tests.conftest import image_bytes, publish, tree_digest
+
+
+def test_release_is_stored_by_hash_and_signed_with_its_facts(repo: Repository) -> None:
+    publish(
+        repo,
+        "alpha",
+        "1.0",
+        "2026-01-01",
+        notes="first",
+        eligibility=Eligibility(regions_excluded=("KP",), valid_until=date(2027, 1, 1)),
+    )
+    state = repo.state()
+    target = state.model("alpha").signed.targets["alpha/1.0/alpha-1.0.img"]
+    stored = repo.layout.target_file(target.path, target.hashes["sha256"])
+    assert stored.read_bytes() == image_bytes("alpha/1.0")
+    assert stored.name.startswith(target.hashes["sha256"])
+    info = ReleaseInfo.from_custom(target.custom)
+    assert info.build == "1.0"
+    assert info.update_class is UpdateClass.SECURITY
+    assert info.eligibility.regions_excluded == ("KP",)
+    assert info.notes == "first"
+    assert state.snapshot.signed.meta["alpha.json"].version == 2
+    assert state.timestamp.signed.snapshot_meta.version == state.snapshot.signed.version
+
+
+def test_a_release_touches_only_its_models_role(repo: Repository) -> None:
+    before = repo.state()
+    publish(repo, "alpha", "1.0")
+    after = repo.state()
+    assert after.targets.signed.version == before.targets.signed.version
+    assert after.model("beta").signed.version == before.model("beta").signed.version
+    assert after.model("alpha").signed.version == before.model("alpha").signed.version + 1
+
+
+def test_releases_list_in_build_order(repo: Repository) -> None:
+    for build in ("1.9", "1.10", "2.0"):
+        publish(repo, "alpha", build)
+    assert [r.info.build for r in releases_of(repo.state(), "alpha")] == ["1.9", "1.10", "2.0"]
+
+
+def _request(repo: Repository, tmp: Path, **changes: object) -> ReleaseRequest:
+    image = tmp / "image.img"
+    if not image.exists():
+        image.write_bytes(b"x" * 1000)
+    values: dict[str, object] = {
+        "image": image,
+        "model": "alpha",
+        "build": "2.0",
+        "security_patch_level": date(2026, 2, 1),
+        "update_class": UpdateClass.SECURITY,
+    }
+    values.update(changes)
+    return ReleaseRequest(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"model": "gamma"}, UnknownModelError, "unknown model 'gamma'"),
+        ({"build": "1.0"}, ReleaseRejectedError, "already published"),
+        ({"build": "0.9"}, ReleaseRejectedError, "older than alpha's newest build 1.0"),
+        (
+            {"security_patch_level": date(2025, 12, 1)},
+            ReleaseRejectedError,
+            "below alpha's newest 2026-01-01",
+        ),
+        ({"image": Path("/nonexistent/image.img")}, ImageError, "does not exist"),
+        ({"image": Path("/")}, ImageError, "not usable"),
+    ],
+)
+def test_bad_releases_are_refused_and_change_nothing(
+    repo: Repository,
+    tmp_path: Path,
+    changes: dict[str, object],
+    error: type[Exception],
+    message: str,
+) -> None:
+    publish(repo, "alpha", "1.0", "2026-01-01")
+    before = tree_digest(repo.layout.home)
+    with pytest.raises(error, match=message):
+        add_release(repo, _request(repo, tmp_path, **changes))
+    assert tree_digest(repo.layout.home) == before
+
+
+def test_empty_and_directory_images_are_refused(repo: Repository, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.img"
+    empty.write_bytes(b"")
+    folder = tmp_path / "folder.img"
+    folder.mkdir()
+    before = tree_digest(repo.layout.home)
+    with pytest.raises(ImageError, match="empty"):
+        add_release(repo, _request(repo, tmp_path, image=empty))
+    with pytest.raises(ImageError, match="directory"):
+        add_release(repo, _request(repo, tmp_path, image=folder))
+    assert tree_digest(repo.layout.home) == before
+
+
+def test_downgrade_is_allowed_when_asked(repo: Repository, tmp_path: Path) -> None:
+    publish(repo, "alpha", "2.0", "2026-03-01")
+    add_release(
+        repo,
+        _request(
+            repo, tmp_path, build="1.5", security_patch_level=date(2026, 1, 1), allow_downgrade=True
+        ),
+    )
+    assert [r.info.build for r in releases_of(repo.state(), "alpha")] == ["1.5", "2.0"]
+
+
+def test_a_failed_signature_leaves_no_image_behind(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = tree_digest(repo.layout.home)
+
+    def broken_commit(self: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("patchline.repository.publisher.Transaction.commit", broken_commit)
+    with pytest.raises(OSError, match="disk full"):
+        add_release(repo, _request(repo, tmp_path))
+    assert tree_digest(repo.layout.home) == before

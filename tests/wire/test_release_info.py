@@ -1,0 +1,104 @@
+from datetime import UTC, date, datetime
+
+import pytest
+
+from patchline.wire.release import (
+    Eligibility,
+    InvalidReleaseInfo,
+    ReleaseInfo,
+    UpdateClass,
+    parse_regions,
+)
+
+
+def make_info(**changes: object) -> ReleaseInfo:
+    values: dict[str, object] = {
+        "model": "alpha",
+        "build": "1.2",
+        "build_time": datetime(2018, 7, 2, 10, 0, tzinfo=UTC),
+        "security_patch_level": date(2018, 7, 1),
+        "update_class": UpdateClass.SECURITY,
+        "eligibility": Eligibility(
+            regions_excluded=("KP",),
+            deployed_before=date(2018, 4, 15),
+            valid_until=date(2018, 8, 1),
+        ),
+        "notes": "July security patch",
+    }
+    values.update(changes)
+    return ReleaseInfo(**values)  # type: ignore[arg-type]
+
+
+def test_custom_fields_round_trip() -> None:
+    info = make_info()
+    assert ReleaseInfo.from_custom(info.to_custom()) == info
+
+
+def test_custom_fields_name_their_format() -> None:
+    custom = make_info().to_custom()
+    assert custom["format"] == "patchline.release/1"
+    assert custom["eligibility"]["deployed_before"] == "2018-04-15"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("format", "other/1"),
+        ("update_class", "cosmetic"),
+        ("security_patch_level", "July"),
+        ("model", 7),
+        ("eligibility", {"regions_allowed": "DE"}),
+    ],
+)
+def test_malformed_custom_fields_are_rejected(field: str, value: object) -> None:
+    custom = make_info().to_custom()
+    custom[field] = value
+    with pytest.raises(InvalidReleaseInfo):
+        ReleaseInfo.from_custom(custom)
+
+
+def test_bad_names_are_rejected() -> None:
+    with pytest.raises(InvalidReleaseInfo, match="model"):
+        make_info(model="../etc")
+    with pytest.raises(InvalidReleaseInfo, match="build"):
+        make_info(build="1 2")
+
+
+def test_eligibility_allows_a_device_inside_every_limit() -> None:
+    rules = make_info().eligibility
+    assert rules.refusals(region="DE", deployed_on=date(2018, 4, 14), today=date(2018, 7, 31)) == []
+
+
+def test_eligibility_dates_are_exclusive() -> None:
+    rules = make_info().eligibility
+    late = rules.refusals(region="DE", deployed_on=date(2018, 4, 15), today=date(2018, 7, 2))
+    assert late == ["deployed 2018-04-15, not before 2018-04-15"]
+    lapsed = rules.refusals(region="DE", deployed_on=date(2018, 1, 1), today=date(2018, 8, 1))
+    assert lapsed == ["release validity ended on 2018-08-01"]
+
+
+def test_eligibility_regions() -> None:
+    excluded = make_info().eligibility.refusals(
+        region="kp", deployed_on=date(2018, 1, 1), today=date(2018, 7, 2)
+    )
+    assert excluded == ["region KP is excluded"]
+    only_eu = Eligibility(regions_allowed=("DE", "FR"))
+    assert only_eu.refusals(region="US", deployed_on=None, today=date(2018, 1, 1)) == [
+        "region US is not among DE, FR"
+    ]
+    assert only_eu.refusals(region=None, deployed_on=None, today=date(2018, 1, 1)) == [
+        "region unknown is not among DE, FR"
+    ]
+
+
+def test_unknown_deployment_date_is_refused_when_rule_needs_it() -> None:
+    reasons = make_info().eligibility.refusals(region="DE", deployed_on=None, today=date(2018, 7, 2))
+    assert reasons[0].startswith("deployment date unknown")
+
+
+def test_regions_are_normalised_and_checked() -> None:
+    assert parse_regions(["de, fr", "EU"]) == ("DE", "EU", "FR")
+    with pytest.raises(InvalidReleaseInfo):
+        parse_regions(["D E"])
+    with pytest.raises(InvalidReleaseInfo, match="both allowed and excluded"):
+        Eligibility(regions_allowed=("DE",), regions_excluded=("DE",))
