@@ -1,0 +1,197 @@
+"""Building a delta: plan one operation per target span, encode them, write the patch."""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from patchline.delta import codecs
+from patchline.delta.format import (
+    MAX_OP_SOURCE,
+    MAX_OP_TARGET,
+    NO_SOURCE,
+    OP_COPY,
+    OP_DIFF,
+    OP_REPLACE,
+    Extent,
+    Header,
+    Operation,
+    encode_end,
+    encode_header,
+    encode_operation,
+)
+from patchline.delta.info import DeltaInfo
+from patchline.delta.matching import I64, SourceIndex, plan_extents, sample_anchors
+from patchline.errors import DeltaError
+
+Progress = Callable[[int, int], None]
+
+#: Target bytes per operation.
+SPAN = MAX_OP_TARGET
+#: Source bytes one DIFF operation may read.
+SOURCE_BUDGET = 4 * SPAN
+#: A DIFF payload larger than this share of its span is also tried as a REPLACE.
+_TRY_REPLACE_ABOVE = 0.25
+
+
+def build_delta(
+    source: Path,
+    target: Path,
+    out: Path,
+    *,
+    progress: Progress | None = None,
+) -> DeltaInfo:
+    """Write to ``out`` a patch that turns ``source`` into ``target``, and describe it.
+
+    The patch is deterministic for given inputs. ``out`` appears only when complete (it is
+    written under a temporary name in the same directory and renamed). ``progress`` is
+    called with ``(target_bytes_done, target_bytes_total)`` after each operation. Raises
+    DeltaError if an input cannot be read or the patch cannot be written.
+    """
+    try:
+        with ExitStack() as stack:
+            src = _map(stack, source)
+            tgt = _map(stack, target)
+            return _build(src, tgt, out, progress)
+    except OSError as exc:
+        raise DeltaError(f"cannot build a delta from {source} to {target}: {exc}") from exc
+
+
+def _map(stack: ExitStack, path: Path) -> bytes | mmap.mmap:
+    f = stack.enter_context(path.open("rb"))
+    if os.fstat(f.fileno()).st_size == 0:
+        return b""
+    return stack.enter_context(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+
+
+def _build(
+    src: bytes | mmap.mmap, tgt: bytes | mmap.mmap, out: Path, progress: Progress | None
+) -> DeltaInfo:
+    header = Header(len(src), hashlib.sha256(src).digest(), len(tgt), hashlib.sha256(tgt).digest())
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        src_anchors, tgt_anchors = pool.map(sample_anchors, (memoryview(src), memoryview(tgt)))
+    t_pos, s_pos = SourceIndex.build(src_anchors).match(tgt_anchors)
+    spans = [(start, min(len(tgt), start + SPAN)) for start in range(0, len(tgt), SPAN)]
+
+    def plan(span: tuple[int, int]) -> bytes:
+        lo, hi = span
+        a, b = np.searchsorted(t_pos, [lo, hi])
+        return encode_operation(_plan_span(src, tgt, lo, hi, t_pos[a:b], s_pos[a:b]))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            file_hash = hashlib.sha256()
+            length = _write(f, file_hash, encode_header(header))
+            workers = min(2, os.cpu_count() or 1)
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for (_lo, hi), record in zip(
+                    spans, _ordered(pool, plan, spans, workers * 2), strict=True
+                ):
+                    length += _write(f, file_hash, record)
+                    if progress is not None:
+                        progress(hi, len(tgt))
+            trailer = encode_end(file_hash.digest())
+            length += _write(f, hashlib.sha256(), trailer)
+            f.flush()
+            os.fsync(f.fileno())
+        patch_sha = _sha256_file(tmp)
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return DeltaInfo(
+        source_sha256=header.source_sha256.hex(),
+        source_length=header.source_length,
+        target_sha256=header.target_sha256.hex(),
+        target_length=header.target_length,
+        patch_sha256=patch_sha,
+        patch_length=length,
+    )
+
+
+def _ordered(
+    pool: ThreadPoolExecutor,
+    fn: Callable[[tuple[int, int]], bytes],
+    items: list[tuple[int, int]],
+    ahead: int,
+) -> Iterator[bytes]:
+    """Like ``pool.map`` but with at most ``ahead`` results pending, to bound memory."""
+    pending: deque[Future[bytes]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _write(f: BinaryIO, file_hash: hashlib._Hash, data: bytes) -> int:
+    f.write(data)
+    file_hash.update(data)
+    return len(data)
+
+
+def _sha256_file(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _plan_span(
+    src: bytes | mmap.mmap,
+    tgt: bytes | mmap.mmap,
+    lo: int,
+    hi: int,
+    t_pos: I64,
+    s_pos: I64,
+) -> Operation:
+    """Choose the cheapest operation that produces ``tgt[lo:hi]``."""
+    new = tgt[lo:hi]
+    copy = _find_copy(src, new, lo, t_pos, s_pos)
+    if copy is not None:
+        return copy
+    extents = plan_extents(
+        t_pos, s_pos, (lo, hi), len(src), budget=min(SOURCE_BUDGET, MAX_OP_SOURCE)
+    )
+    if not extents:
+        return _replace(new)
+    old = b"".join(src[e.offset : e.offset + e.length] for e in extents)
+    payload = codecs.diff(old, new)
+    diff_op = Operation(OP_DIFF, 0, len(new), extents, hashlib.sha256(old).digest(), payload)
+    if len(payload) > _TRY_REPLACE_ABOVE * len(new):
+        replace = _replace(new)
+        if len(replace.payload) < len(payload):
+            return replace
+    return diff_op
+
+
+def _find_copy(
+    src: bytes | mmap.mmap, new: bytes, lo: int, t_pos: I64, s_pos: I64
+) -> Operation | None:
+    """A COPY if the span sits unchanged in the source at its most common shift."""
+    if len(t_pos) == 0:
+        return None
+    shifts, counts = np.unique(s_pos - t_pos, return_counts=True)
+    start = lo + int(shifts[np.argmax(counts)])
+    if start < 0 or start + len(new) > len(src) or src[start : start + len(new)] != new:
+        return None
+    return Operation(
+        OP_COPY, 0, len(new), (Extent(start, len(new)),), hashlib.sha256(new).digest(), b""
+    )
+
+
+def _replace(new: bytes) -> Operation:
+    codec, payload = codecs.compress(new)
+    return Operation(OP_REPLACE, codec, len(new), (), NO_SOURCE, payload)
