@@ -12,9 +12,9 @@ import pytest
 from patchline.clock import FixedClock
 from patchline.demo.static_host import StaticHost
 from patchline.repository import (
+    ReleaseRequest,
     Repository,
     RepositoryConfig,
-    ReleaseRequest,
     add_model,
     add_release,
     init_repository,
@@ -33,6 +33,7 @@ def _fast_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATCHLINE_KEY_KDF_LOG2N", "10")
     monkeypatch.setenv("PATCHLINE_PASSPHRASE", PASSPHRASE)
     monkeypatch.delenv("PATCHLINE_HOME", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables on one line each
 
 
 @pytest.fixture

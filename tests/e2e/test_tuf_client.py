@@ -12,6 +12,7 @@ from tuf.ngclient import Updater
 from patchline.clock import FixedClock
 from patchline.demo.static_host import StaticHost
 from patchline.repository import Repository, refresh, rotate_key
+from patchline.wire.release import model_lookup_path
 from tests.conftest import image_bytes, publish
 
 
@@ -118,6 +119,25 @@ def test_device_of_one_model_fetches_only_its_models_role(
     root = shipped_root(repo)
     publish(repo, "alpha", "1.0")
     publish(repo, "beta", "1.0")
-    download(device(tmp_path, "d1", host, root), "alpha/1.0/alpha-1.0.img")
+    updater = device(tmp_path, "d1", host, root)
+    updater.refresh()
+    assert updater.get_targetinfo(model_lookup_path("alpha")) is None
     cached = sorted(p.name for p in (tmp_path / "d1" / "metadata").glob("*.json"))
     assert cached == ["alpha.json", "root.json", "snapshot.json", "targets.json", "timestamp.json"]
+
+
+def test_archived_builds_stay_signed_and_downloadable(
+    repo: Repository, host: StaticHost, tmp_path: Path
+) -> None:
+    root = shipped_root(repo)
+    for minor in range(10):  # the model's role keeps the newest 8 builds
+        publish(repo, "alpha", f"1.{minor}")
+    state = repo.state()
+    assert len(state.model("alpha").signed.targets) == 8
+    assert sorted(state.archive("alpha").signed.targets) == [
+        "alpha/1.0/alpha-1.0.img",
+        "alpha/1.1/alpha-1.1.img",
+    ]
+    assert download(device(tmp_path, "d1", host, root), "alpha/1.0/alpha-1.0.img") == image_bytes(
+        "alpha/1.0"
+    )

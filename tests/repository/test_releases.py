@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from patchline.errors import ImageError, ReleaseRejectedError, UnknownModelError
-from patchline.repository import Repository, ReleaseRequest, add_release, releases_of
+from patchline.repository import ReleaseRequest, Repository, add_release, releases_of
 from patchline.wire.release import Eligibility, ReleaseInfo, UpdateClass
 from tests.conftest import image_bytes, publish, tree_digest
 
@@ -127,3 +127,22 @@ def test_a_failed_signature_leaves_no_image_behind(
     with pytest.raises(OSError, match="disk full"):
         add_release(repo, _request(repo, tmp_path))
     assert tree_digest(repo.layout.home) == before
+
+
+def test_archived_builds_still_count_for_duplicates_and_order(
+    repo: Repository, tmp_path: Path
+) -> None:
+    for minor in range(10):
+        publish(repo, "alpha", f"1.{minor}", f"2026-01-{minor + 1:02d}")
+    assert len(releases_of(repo.state(), "alpha")) == 10
+    with pytest.raises(ReleaseRejectedError, match="already published"):
+        add_release(
+            repo,
+            _request(
+                repo,
+                tmp_path,
+                build="1.0",
+                security_patch_level=date(2026, 2, 1),
+                allow_downgrade=True,
+            ),
+        )

@@ -39,6 +39,8 @@ def test_model_key_rotation_re_signs_the_model_role(repo: Repository) -> None:
     roles = state.targets.signed.delegations.roles
     assert roles is not None
     assert roles["alpha"].keyids == list(result.added)
+    assert state.delegated_role("alpha.archive").keyids == list(result.added)
+    assert not repo.keyring.has(result.retired[0])
     assert "alpha/1.0/alpha-1.0.img" in state.model("alpha").signed.targets
 
 
@@ -89,11 +91,22 @@ def test_status_reports_roles_models_and_expiry_warnings(
     publish(repo, "alpha", "1.0", "2026-01-01")
     report = repository_status(repo)
     assert [r.name for r in report.roles] == [
-        "root", "targets", "snapshot", "timestamp", "alpha", "beta",
+        "root",
+        "targets",
+        "snapshot",
+        "timestamp",
+        "alpha",
+        "alpha.archive",
+        "beta",
+        "beta.archive",
     ]
     assert all(r.signatures_ok for r in report.roles)
     alpha = next(m for m in report.models if m.name == "alpha")
-    assert (alpha.releases, alpha.newest_build, alpha.newest_patch_level) == (1, "1.0", "2026-01-01")
+    assert (alpha.releases, alpha.newest_build, alpha.newest_patch_level) == (
+        1,
+        "1.0",
+        "2026-01-01",
+    )
     assert report.warnings == []  # freshly signed: nothing to say
     clock.advance(timedelta(days=4))
     later = repository_status(open_repo(repo.layout.home, clock)).warnings

@@ -92,7 +92,9 @@ def test_eligibility_regions() -> None:
 
 
 def test_unknown_deployment_date_is_refused_when_rule_needs_it() -> None:
-    reasons = make_info().eligibility.refusals(region="DE", deployed_on=None, today=date(2018, 7, 2))
+    reasons = make_info().eligibility.refusals(
+        region="DE", deployed_on=None, today=date(2018, 7, 2)
+    )
     assert reasons[0].startswith("deployment date unknown")
 
 

@@ -17,7 +17,7 @@ from tuf.api.metadata import Metadata, Targets
 from tuf.ngclient import Updater
 
 from patchline.repository.versions import build_sort_key
-from patchline.wire.release import InvalidReleaseInfo, ReleaseInfo
+from patchline.wire.release import InvalidReleaseInfo, ReleaseInfo, model_lookup_path
 
 
 @dataclass
@@ -70,7 +70,7 @@ class DemoDevice:
     def _newest(self, updater: Updater) -> tuple[str, ReleaseInfo] | None:
         # Looking up a path the model's role covers makes ngclient fetch and verify that
         # role; it keeps the verified bytes in the metadata folder, where we read them.
-        updater.get_targetinfo(f"{self.model}/-/-")
+        updater.get_targetinfo(model_lookup_path(self.model))
         cached = self.directory / "metadata" / f"{quote(self.model, safe='')}.json"
         if not cached.exists():
             return None

@@ -76,6 +76,9 @@ class RepositoryConfig:
     keys_dir: Path
     expiries: Expiries = field(default_factory=Expiries)
     root_threshold: int = 2
+    #: Builds per model kept in the model's role, which every refresh of a device of
+    #: that model downloads; older builds move to the model's archive role.
+    current_builds: int = 8
 
     def save(self, path: Path) -> None:
         """Write the settings file atomically."""
@@ -87,6 +90,8 @@ class RepositoryConfig:
             "[repository]",
             f"keys_dir = {_toml_string(str(keys_dir))}",
             f"root_threshold = {self.root_threshold}",
+            "# Builds per model that devices see on every refresh; older ones are archived.",
+            f"current_builds = {self.current_builds}",
             "",
             "# How long each role's signatures stay valid: whole numbers of d, h or m.",
             "[expiry]",
@@ -113,9 +118,17 @@ class RepositoryConfig:
                 {str(k): str(v) for k, v in data.get("expiry", {}).items()}
             )
             threshold = int(section.get("root_threshold", 2))
+            current_builds = int(section.get("current_builds", 8))
         except (UsageError, ValueError) as exc:
             raise ConfigError(f"{path}: {exc}") from exc
-        return cls(keys_dir=keys_dir, expiries=expiries, root_threshold=threshold)
+        if current_builds < 1:
+            raise ConfigError(f"{path}: current_builds must be at least 1")
+        return cls(
+            keys_dir=keys_dir,
+            expiries=expiries,
+            root_threshold=threshold,
+            current_builds=current_builds,
+        )
 
 
 def _toml_string(value: str) -> str:

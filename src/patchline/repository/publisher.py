@@ -41,16 +41,27 @@ from patchline.repository.config import TOP_LEVEL_ROLES, RepositoryConfig
 from patchline.repository.keyring import Keyring
 from patchline.repository.layout import RepositoryLayout
 from patchline.repository.passphrases import PassphraseSource
-from patchline.repository.state import RepositoryState, load_state
+from patchline.repository.state import (
+    ARCHIVE_SUFFIX,
+    RepositoryState,
+    archive_role,
+    load_state,
+)
 from patchline.settings import Settings
-from patchline.wire.release import check_name
+from patchline.wire.release import check_name, model_lookup_path
 
 LOCK_WAIT_SECONDS = 30.0
 
 
-def model_paths(model: str) -> list[str]:
-    """The target paths a model's role may sign: ``MODEL/BUILD/FILE``."""
-    return [f"{model}/*/*"]
+def model_paths(role: str) -> list[str]:
+    """The target paths a model's role (or its archive) may sign: ``MODEL/BUILD/FILE``.
+
+    The model's role is also delegated its lookup path, which its archive is not, so a
+    device can load its model's current releases without ever fetching the archive.
+    """
+    if role.endswith(ARCHIVE_SUFFIX):
+        return [f"{role.removesuffix(ARCHIVE_SUFFIX)}/*/*"]
+    return [f"{role}/*/*", model_lookup_path(role)]
 
 
 @dataclass
@@ -145,36 +156,45 @@ class Transaction:
         return self.state.targets.signed
 
     def edit_model(self, model: str) -> Targets:
-        """A model's targets to change; raise UnknownModelError if there is no such model."""
+        """A model's role to change; raise UnknownModelError if there is no such model."""
         md = self.state.model(model)
         self._dirty.add(model)
+        return md.signed
+
+    def edit_archive(self, model: str) -> Targets:
+        """A model's archive role (its older releases) to change."""
+        md = self.state.archive(model)
+        self._dirty.add(archive_role(model))
         return md.signed
 
     def resign(self, role: str) -> None:
         """Re-sign ``role`` at commit with a new version and expiry, content unchanged."""
         if role not in TOP_LEVEL_ROLES:
-            self.state.model(role)
+            self.state.delegated_role(role)  # raises UnknownModelError
         self._dirty.add(role)
 
     def add_model(self, model: str) -> Key:
-        """Delegate ``MODEL/*/*`` to a new role signed by a new key; return that key."""
+        """Delegate ``MODEL/*/*`` to a new role (and its archive) signed by a new key."""
         check_name("model", model)
-        if model in TOP_LEVEL_ROLES:
-            raise ModelExistsError(f"{model!r} is the name of a top-level role")
+        if model in TOP_LEVEL_ROLES or model.endswith(ARCHIVE_SUFFIX):
+            raise ModelExistsError(
+                f"{model!r} is the name of a top-level role or ends in {ARCHIVE_SUFFIX}"
+            )
         if model in self.state.model_names():
             raise ModelExistsError(f"model {model!r} already exists")
         key = self.repo.keyring.create(model, self.repo.clock.now())
         targets = self.edit_targets()
         if targets.delegations is None:
             targets.delegations = Delegations(keys={}, roles={})
-        assert targets.delegations.roles is not None
-        targets.delegations.keys[key.keyid] = key
-        targets.delegations.roles[model] = DelegatedRole(
-            name=model, keyids=[key.keyid], threshold=1, terminating=True, paths=model_paths(model)
-        )
-        self.state.set_model(model, Metadata(Targets(version=1, expires=self._now())))
-        self._dirty.add(model)
-        self._new.add(model)
+        _delegate(targets.delegations, model, key)
+        model_role = Targets(version=1, expires=self._now())
+        model_role.delegations = Delegations(keys={}, roles={})
+        _delegate(model_role.delegations, archive_role(model), key)
+        archive = Targets(version=1, expires=self._now())
+        for role, signed in ((model, model_role), (archive_role(model), archive)):
+            self.state.set_delegated(role, Metadata(signed))
+            self._dirty.add(role)
+            self._new.add(role)
         return key
 
     # --- signing and publishing ------------------------------------------------
@@ -198,15 +218,12 @@ class Transaction:
     def _threshold(self, role: str) -> int:
         if role in TOP_LEVEL_ROLES:
             return self.state.root.signed.roles[role].threshold
-        delegations = self.state.targets.signed.delegations
-        assert delegations is not None
-        assert delegations.roles is not None
-        return delegations.roles[role].threshold
+        return self.state.delegated_role(role).threshold
 
     def commit(self) -> list[Path]:
         """Sign every changed role and publish; return the files written, in order."""
-        models = [r for r in self._dirty if r not in TOP_LEVEL_ROLES]
-        if models or "targets" in self._dirty:
+        delegated = [r for r in self._dirty if r not in TOP_LEVEL_ROLES]
+        if delegated or "targets" in self._dirty:
             self._dirty.add("snapshot")
         if "snapshot" in self._dirty:
             self._dirty.add("timestamp")
@@ -216,11 +233,11 @@ class Transaction:
         if "root" in self._dirty:
             self._sign("root", self.state.root)
             written.append(self._write_versioned("root", self.state.root))
-        for model in sorted(models):
-            md = self.state.model(model)
-            self._sign(model, md)
-            written.append(self._write_versioned(model, md))
-            self.state.snapshot.signed.meta[f"{model}.json"] = MetaFile(md.signed.version)
+        for role in sorted(delegated):
+            md = self.state.delegated(role)
+            self._sign(role, md)
+            written.append(self._write_versioned(role, md))
+            self.state.snapshot.signed.meta[f"{role}.json"] = MetaFile(md.signed.version)
         if "targets" in self._dirty:
             self._sign("targets", self.state.targets)
             written.append(self._write_versioned("targets", self.state.targets))
@@ -252,10 +269,9 @@ class Transaction:
                     k for k in _role_keys(self._trusted_root.signed, "root") if k.keyid not in known
                 ]
             return keys
-        delegations = self.state.targets.signed.delegations
+        delegations = self.state.delegator(role).delegations
         assert delegations is not None
-        assert delegations.roles is not None
-        return [delegations.keys[k] for k in delegations.roles[role].keyids]
+        return [delegations.keys[k] for k in self.state.delegated_role(role).keyids]
 
     def _sign(self, role: str, md: Metadata[Any]) -> None:
         signed = md.signed
@@ -275,7 +291,7 @@ class Transaction:
             if role == "root":
                 delegators.append(self._trusted_root.signed)
         else:
-            delegators = [self.state.targets.signed]
+            delegators = [self.state.delegator(role)]
         for delegator in delegators:
             result = delegator.get_verification_result(role, payload, md.signatures)
             if not result.verified:
@@ -289,6 +305,14 @@ class Transaction:
         path = self.repo.layout.metadata_file(role, md.signed.version)
         write_atomic(path, md.to_bytes())
         return path
+
+
+def _delegate(delegations: Delegations, role: str, key: Key) -> None:
+    assert delegations.roles is not None
+    delegations.keys[key.keyid] = key
+    delegations.roles[role] = DelegatedRole(
+        name=role, keyids=[key.keyid], threshold=1, terminating=True, paths=model_paths(role)
+    )
 
 
 def _role_keys(root: Root, role: str) -> list[Key]:

@@ -45,7 +45,7 @@ def roles_due(repo: Repository, state: RepositoryState, now: datetime) -> dict[s
 
 def signatures_valid(state: RepositoryState, role: str, md: Metadata[Any]) -> bool:
     """True when ``md`` carries a threshold of valid signatures from its delegator."""
-    delegator = state.root.signed if role in TOP_LEVEL_ROLES else state.targets.signed
+    delegator = state.root.signed if role in TOP_LEVEL_ROLES else state.delegator(role)
     return delegator.get_verification_result(role, md.signed_bytes, md.signatures).verified
 
 

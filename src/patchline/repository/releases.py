@@ -13,7 +13,7 @@ from tuf.api.metadata import TargetFile
 
 from patchline.errors import ImageError, ReleaseRejectedError
 from patchline.fsutil import fsync_dir
-from patchline.repository.publisher import Repository
+from patchline.repository.publisher import Repository, Transaction
 from patchline.repository.state import RepositoryState
 from patchline.repository.versions import build_sort_key
 from patchline.wire.release import (
@@ -58,8 +58,10 @@ def target_path_for(model: str, build: str, image_name: str) -> str:
 
 
 def releases_of(state: RepositoryState, model: str) -> list[PublishedRelease]:
-    """Every full-image release of ``model`` in ``state``, oldest build first."""
-    return _releases_in(state.model(model).signed.targets)
+    """Every full-image release of ``model`` in ``state`` (current and archived), oldest
+    build first."""
+    current = state.model(model).signed.targets
+    return _releases_in({**state.archive(model).signed.targets, **current})
 
 
 def _releases_in(targets: dict[str, TargetFile]) -> list[PublishedRelease]:
@@ -88,6 +90,7 @@ def add_release(repo: Repository, request: ReleaseRequest) -> PublishedRelease:
     _check_image_readable(request.image)
     with repo.transaction() as tx:
         model_targets = tx.edit_model(request.model)
+        archived = tx.state.archive(request.model).signed.targets
         info = ReleaseInfo(
             model=request.model,
             build=request.build,
@@ -97,7 +100,7 @@ def add_release(repo: Repository, request: ReleaseRequest) -> PublishedRelease:
             eligibility=request.eligibility,
             notes=request.notes,
         )
-        existing = _releases_in(model_targets.targets)
+        existing = _releases_in({**archived, **model_targets.targets})
         _check_order(info, existing, request.allow_downgrade)
         tx.require_signers([request.model, "snapshot", "timestamp"])
         path = target_path_for(request.model, request.build, image_name)
@@ -106,6 +109,7 @@ def add_release(repo: Repository, request: ReleaseRequest) -> PublishedRelease:
             model_targets.targets[path] = TargetFile(
                 length, {"sha256": sha256}, path, unrecognized_fields={"custom": info.to_custom()}
             )
+            _archive_beyond_window(tx, request.model, repo.config.current_builds)
             tx.commit()
         except BaseException:
             if stored is not None:
@@ -113,6 +117,19 @@ def add_release(repo: Repository, request: ReleaseRequest) -> PublishedRelease:
                 _remove_empty_dirs(stored.parent, repo.layout.targets_dir)
             raise
     return PublishedRelease(path, length, sha256, info)
+
+
+def _archive_beyond_window(tx: Transaction, model: str, keep: int) -> None:
+    """Move every target of the model's oldest builds past the newest ``keep`` builds
+    from the model's role to its archive role (still signed, still served)."""
+    current = tx.state.model(model).signed.targets
+    builds = sorted({path.split("/")[1] for path in current}, key=build_sort_key)
+    retired = set(builds[:-keep]) if len(builds) > keep else set()
+    if not retired:
+        return
+    archive = tx.edit_archive(model)
+    for path in [p for p in current if p.split("/")[1] in retired]:
+        archive.targets[path] = current.pop(path)
 
 
 def _check_order(

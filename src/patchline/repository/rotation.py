@@ -17,6 +17,7 @@ from tuf.api.metadata import Root, Targets
 from patchline.errors import UsageError
 from patchline.repository.config import TOP_LEVEL_ROLES
 from patchline.repository.publisher import Repository, Transaction
+from patchline.repository.state import archive_role
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,7 @@ def rotate_key(repo: Repository, role: str, keyid: str | None = None) -> Rotatio
             current = list(tx.state.root.signed.roles[role].keyids)
         else:
             tx.state.model(role)  # raises UnknownModelError
-            delegations = tx.state.targets.signed.delegations
-            assert delegations is not None
-            assert delegations.roles is not None
-            current = list(delegations.roles[role].keyids)
+            current = list(tx.state.delegated_role(role).keyids)
         old = _select(role, current, keyid)
         # Open the keys that must sign the change before creating anything new.
         tx.require_signers(["root"] if role in TOP_LEVEL_ROLES else ["targets"])
@@ -67,17 +65,22 @@ def _replace_keys(
     tx: Transaction, role: str, old: list[str], added: list[str], now: datetime
 ) -> None:
     repo = tx.repo
+    # Who names the key: root for a top-level role; for a model, targets names the
+    # model's key and the model's role names the same key for its archive.
+    delegators: list[tuple[Root | Targets, str]]
     if role in TOP_LEVEL_ROLES:
-        delegator: Root | Targets = tx.edit_root()
+        delegators = [(tx.edit_root(), role)]
     else:
-        delegator = tx.edit_targets()
+        delegators = [(tx.edit_targets(), role), (tx.edit_model(role), archive_role(role))]
     for retired in old:
         new_key = repo.keyring.create(role, now)
         added.append(new_key.keyid)
-        delegator.revoke_key(retired, role)
-        delegator.add_key(new_key, role)
-    if role != "root":
-        tx.resign(role)
+        for delegator, delegated in delegators:
+            delegator.revoke_key(retired, delegated)
+            delegator.add_key(new_key, delegated)
+    for _, delegated in delegators:
+        if delegated != "root":
+            tx.resign(delegated)
 
 
 def _select(role: str, current: list[str], keyid: str | None) -> list[str]:
@@ -95,7 +98,6 @@ def _select(role: str, current: list[str], keyid: str | None) -> list[str]:
 def _keyids_in_use(repo: Repository) -> set[str]:
     state = repo.state()
     used = {k for role in state.root.signed.roles.values() for k in role.keyids}
-    delegations = state.targets.signed.delegations
-    if delegations is not None:
-        used |= set(delegations.keys)
+    for role in state.delegated_roles():
+        used |= set(state.delegated_role(role).keyids)
     return used

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tuf.api.exceptions import RepositoryError as TufRepositoryError
-from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
+from tuf.api.metadata import DelegatedRole, Metadata, Root, Snapshot, Targets, Timestamp
 from tuf.api.serialization import DeserializationError
 
 from patchline.errors import RepositoryCorruptError, RepositoryNotFoundError, UnknownModelError
@@ -39,16 +39,30 @@ def read_metadata(
     return md
 
 
+ARCHIVE_SUFFIX = ".archive"
+
+
+def archive_role(model: str) -> str:
+    """The role holding a model's older releases, delegated from the model's role."""
+    return model + ARCHIVE_SUFFIX
+
+
 @dataclass
 class RepositoryState:
-    """The metadata of the last complete publish; delegated roles load on first use."""
+    """The metadata of the last complete publish; delegated roles load on first use.
+
+    Delegated roles: each model's role (delegated by ``targets``) holds the model's
+    newest releases, and delegates the model's archive role, which holds the older ones.
+    A device's refresh fetches only its model's role, whose size does not grow with
+    the model's history.
+    """
 
     layout: RepositoryLayout
     root: Metadata[Root]
     timestamp: Metadata[Timestamp]
     snapshot: Metadata[Snapshot]
     targets: Metadata[Targets]
-    _models: dict[str, Metadata[Targets]] = field(default_factory=dict)
+    _delegated: dict[str, Metadata[Targets]] = field(default_factory=dict)
 
     def model_names(self) -> list[str]:
         """The device models, one delegated targets role each, in delegation order."""
@@ -57,37 +71,81 @@ class RepositoryState:
             return []
         return list(delegations.roles)
 
+    def delegator(self, role: str) -> Targets:
+        """The targets metadata that delegates ``role`` (top-level targets, or a model role)."""
+        if (
+            role.endswith(ARCHIVE_SUFFIX)
+            and role.removesuffix(ARCHIVE_SUFFIX) in self.model_names()
+        ):
+            return self.model(role.removesuffix(ARCHIVE_SUFFIX)).signed
+        if role in self.model_names():
+            return self.targets.signed
+        raise self._unknown(role)
+
+    def delegated_role(self, role: str) -> DelegatedRole:
+        """The delegation entry (keys, threshold, paths) of a delegated role."""
+        delegations = self.delegator(role).delegations
+        if delegations is None or delegations.roles is None or role not in delegations.roles:
+            raise RepositoryCorruptError(f"the delegation of role {role} is missing")
+        return delegations.roles[role]
+
     def model(self, name: str) -> Metadata[Targets]:
-        """The signed targets of one model; raise UnknownModelError if there is none."""
-        if name in self._models:
-            return self._models[name]
+        """The signed role of one model; raise UnknownModelError if there is none."""
         if name not in self.model_names():
-            known = ", ".join(self.model_names()) or "none yet"
-            raise UnknownModelError(
-                f"unknown model {name!r} (known: {known})",
-                hint=f"add it first with: patchline model add {name}",
-            )
-        meta = self.snapshot.signed.meta.get(f"{name}.json")
+            raise self._unknown(name)
+        return self._load(name)
+
+    def archive(self, model: str) -> Metadata[Targets]:
+        """The signed archive role of one model (its older releases)."""
+        self.delegated_role(archive_role(model))
+        return self._load(archive_role(model))
+
+    def delegated(self, role: str) -> Metadata[Targets]:
+        """Any delegated role's metadata, by role name."""
+        self.delegated_role(role)
+        return self._load(role)
+
+    def _load(self, role: str) -> Metadata[Targets]:
+        if role in self._delegated:
+            return self._delegated[role]
+        meta = self.snapshot.signed.meta.get(f"{role}.json")
         if meta is None:
-            raise RepositoryCorruptError(f"the snapshot does not list model role {name}")
-        md = read_metadata(self.layout, name, meta.version, Targets)
-        self._models[name] = md
+            raise RepositoryCorruptError(f"the snapshot does not list role {role}")
+        md = read_metadata(self.layout, role, meta.version, Targets)
+        self._delegated[role] = md
         return md
 
+    def _unknown(self, name: str) -> UnknownModelError:
+        known = ", ".join(self.model_names()) or "none yet"
+        return UnknownModelError(
+            f"unknown model {name!r} (known: {known})",
+            hint=f"add it first with: patchline model add {name}",
+        )
+
+    def delegated_roles(self) -> list[str]:
+        """Every delegated role: each model's role followed by its archive."""
+        roles = []
+        for model in self.model_names():
+            roles.append(model)
+            model_delegations = self.model(model).signed.delegations
+            if model_delegations is not None and model_delegations.roles:
+                roles += list(model_delegations.roles)
+        return roles
+
     def signed_roles(self) -> list[tuple[str, Metadata[Any]]]:
-        """Every role with its metadata: the four top-level roles, then each model."""
+        """Every role with its metadata: the four top-level roles, then the delegated ones."""
         roles: list[tuple[str, Metadata[Any]]] = [
             ("root", self.root),
             ("targets", self.targets),
             ("snapshot", self.snapshot),
             ("timestamp", self.timestamp),
         ]
-        roles += [(name, self.model(name)) for name in self.model_names()]
+        roles += [(name, self._load(name)) for name in self.delegated_roles()]
         return roles
 
-    def set_model(self, name: str, md: Metadata[Targets]) -> None:
-        """Hold a new or changed model role (used while building a publish)."""
-        self._models[name] = md
+    def set_delegated(self, name: str, md: Metadata[Targets]) -> None:
+        """Hold a new or changed delegated role (used while building a publish)."""
+        self._delegated[name] = md
 
 
 def load_state(layout: RepositoryLayout) -> RepositoryState:

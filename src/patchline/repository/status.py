@@ -50,14 +50,12 @@ def repository_status(repo: Repository) -> RepositoryStatus:
     now = repo.clock.now()
     roles: list[RoleStatus] = []
     warnings: list[str] = []
-    delegations = state.targets.signed.delegations
     for name, md in state.signed_roles():
-        if name in state.root.signed.roles:
-            role = state.root.signed.roles[name]
-        else:
-            assert delegations is not None
-            assert delegations.roles is not None
-            role = delegations.roles[name]
+        role = (
+            state.root.signed.roles[name]
+            if name in state.root.signed.roles
+            else state.delegated_role(name)
+        )
         keys_here = sum(repo.keyring.has(k) for k in role.keyids)
         ok = signatures_valid(state, name, md)
         roles.append(

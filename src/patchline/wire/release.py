@@ -27,6 +27,16 @@ REGION_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,15}$")
 FORMAT = "patchline.release/1"
 
 
+def model_lookup_path(model: str) -> str:
+    """A path delegated to the model's role but not to its archive: looking it up with a
+    TUF client loads and verifies exactly the model's current role, nothing more.
+
+    No target is ever published under it; full images and deltas live at
+    ``MODEL/BUILD/FILE``.
+    """
+    return f"{model}/releases"
+
+
 class UpdateClass(enum.StrEnum):
     """What a release changes: security fixes, bug fixes, or new functions."""
 
