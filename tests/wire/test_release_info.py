@@ -104,3 +104,23 @@ def test_regions_are_normalised_and_checked() -> None:
         parse_regions(["D E"])
     with pytest.raises(InvalidReleaseInfo, match="both allowed and excluded"):
         Eligibility(regions_allowed=("DE",), regions_excluded=("DE",))
+
+
+def test_delta_custom_fields_round_trip() -> None:
+    from patchline.wire.release import DeltaTargetInfo, delta_target_path
+
+    info = DeltaTargetInfo(
+        model="alpha",
+        build="1.2",
+        source_build="1.1",
+        source_sha256="a" * 64,
+        full_target="alpha/1.2/alpha-1.2.img",
+        full_sha256="b" * 64,
+        full_length=10,
+    )
+    assert DeltaTargetInfo.from_custom(info.to_custom()) == info
+    assert delta_target_path("alpha", "1.2", "1.1") == "alpha/1.2/delta-from-1.1.patch"
+    with pytest.raises(InvalidReleaseInfo):
+        ReleaseInfo.from_custom(info.to_custom())
+    with pytest.raises(InvalidReleaseInfo, match="sha256"):
+        DeltaTargetInfo(**{**info.__dict__, "source_sha256": "xyz"})

@@ -219,6 +219,68 @@ class ReleaseInfo:
         )
 
 
+@dataclass(frozen=True)
+class DeltaTargetInfo:
+    """The facts about a delta target: which exact source image it applies to, and which
+    full image it produces. Target path: ``MODEL/BUILD/delta-from-SOURCE_BUILD.patch``."""
+
+    model: str
+    build: str
+    source_build: str
+    source_sha256: str
+    full_target: str
+    full_sha256: str
+    full_length: int
+
+    def __post_init__(self) -> None:
+        check_name("model", self.model)
+        check_name("build", self.build)
+        check_name("source build", self.source_build)
+        for kind, value in (("source", self.source_sha256), ("full", self.full_sha256)):
+            if not re.fullmatch(r"[0-9a-f]{64}", value):
+                raise InvalidReleaseInfo(f"{kind} sha256 {value!r} is not a sha256 digest")
+        if self.full_length < 0:
+            raise InvalidReleaseInfo("full image length is negative")
+
+    def to_custom(self) -> dict[str, Any]:
+        """Return the dictionary stored as the delta target's ``custom`` field."""
+        return {
+            "format": FORMAT,
+            "kind": "delta",
+            "model": self.model,
+            "build": self.build,
+            "source_build": self.source_build,
+            "source_sha256": self.source_sha256,
+            "full_target": self.full_target,
+            "full_sha256": self.full_sha256,
+            "full_length": self.full_length,
+        }
+
+    @classmethod
+    def from_custom(cls, data: Mapping[str, Any]) -> DeltaTargetInfo:
+        """Read a delta target's ``custom`` field; raise InvalidReleaseInfo if it is not one."""
+        _require_mapping("custom", data)
+        if data.get("format") != FORMAT or data.get("kind") != "delta":
+            raise InvalidReleaseInfo(f"target is not a {FORMAT} delta")
+        length = data.get("full_length")
+        if not isinstance(length, int):
+            raise InvalidReleaseInfo("field 'full_length' must be an integer")
+        return cls(
+            model=_str("model", data),
+            build=_str("build", data),
+            source_build=_str("source_build", data),
+            source_sha256=_str("source_sha256", data),
+            full_target=_str("full_target", data),
+            full_sha256=_str("full_sha256", data),
+            full_length=length,
+        )
+
+
+def delta_target_path(model: str, build: str, source_build: str) -> str:
+    """The TUF target path of the delta from ``source_build`` to ``build``."""
+    return f"{model}/{build}/delta-from-{source_build}.patch"
+
+
 def _iso_or_none(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
