@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from patchline.delta import DeltaInfo, apply_delta, build_delta, read_header
-from patchline.delta.format import OP_COPY, PatchReader
+from patchline.delta.format import OP_COPY
+from patchline.delta.reader import PatchReader
 from tests.delta.conftest import edited
 
 Write = Callable[[str, bytes], Path]

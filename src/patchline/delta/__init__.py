@@ -7,7 +7,8 @@ image size. The patch format is described in ``patchline.delta.format``.
 
 from patchline.delta.apply import apply_delta
 from patchline.delta.build import build_delta
-from patchline.delta.format import Header, read_header
+from patchline.delta.format import Header
 from patchline.delta.info import METHOD, DeltaInfo
+from patchline.delta.reader import read_header
 
 __all__ = ["METHOD", "DeltaInfo", "Header", "apply_delta", "build_delta", "read_header"]

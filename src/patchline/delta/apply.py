@@ -17,8 +17,8 @@ from patchline.delta.format import (
     OP_DIFF,
     OP_REPLACE,
     Operation,
-    PatchReader,
 )
+from patchline.delta.reader import PatchReader
 from patchline.errors import (
     CorruptDeltaError,
     DeltaError,
@@ -113,10 +113,8 @@ def _run(reader: PatchReader, src: BinaryIO, out: BinaryIO, expected: str, lengt
 
 def _produce(op: Operation, src: BinaryIO) -> list[bytes]:
     if op.kind == OP_REPLACE:
-        return [codecs.expand(op.codec, op.payload, op.target_length)]
+        return [op.payload]
     if op.kind == OP_COPY:
-        if op.source_length != op.target_length:
-            raise CorruptDeltaError("a COPY operation's source and target lengths differ")
         chunks = list(_read_extents(op, src))
         _check_source(op, chunks)
         return chunks

@@ -7,7 +7,7 @@ import mmap
 import os
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,6 +17,7 @@ import numpy as np
 
 from patchline.delta import codecs
 from patchline.delta.format import (
+    MAX_FRAME_RAW,
     MAX_OP_SOURCE,
     MAX_OP_TARGET,
     NO_SOURCE,
@@ -27,6 +28,7 @@ from patchline.delta.format import (
     Header,
     Operation,
     encode_end,
+    encode_frame,
     encode_header,
     encode_operation,
 )
@@ -39,9 +41,7 @@ Progress = Callable[[int, int], None]
 #: Target bytes per operation.
 SPAN = MAX_OP_TARGET
 #: Source bytes one DIFF operation may read.
-SOURCE_BUDGET = 4 * SPAN
-#: A DIFF payload larger than this share of its span is also tried as a REPLACE.
-_TRY_REPLACE_ABOVE = 0.25
+SOURCE_BUDGET = SPAN + SPAN // 4
 
 
 def build_delta(
@@ -97,14 +97,13 @@ def _build(
             length = _write(f, file_hash, encode_header(header))
             workers = min(2, os.cpu_count() or 1)
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                for (_lo, hi), record in zip(
-                    spans, _ordered(pool, plan, spans, workers * 2), strict=True
-                ):
-                    length += _write(f, file_hash, record)
-                    if progress is not None:
-                        progress(hi, len(tgt))
-            trailer = encode_end(file_hash.digest())
-            length += _write(f, hashlib.sha256(), trailer)
+                records = _ordered(pool, plan, spans, workers * 2)
+                frames = _frames(
+                    pool, zip(spans, records, strict=True), workers, progress, len(tgt)
+                )
+                for frame in frames:
+                    length += _write(f, file_hash, frame)
+            length += _write(f, hashlib.sha256(), encode_end(file_hash.digest()))
             f.flush()
             os.fsync(f.fileno())
         patch_sha = _sha256_file(tmp)
@@ -138,6 +137,44 @@ def _ordered(
         yield pending.popleft().result()
 
 
+def _frames(
+    pool: ThreadPoolExecutor,
+    records: Iterable[tuple[tuple[int, int], bytes]],
+    ahead: int,
+    progress: Progress | None,
+    total: int,
+) -> Iterator[bytes]:
+    """Group records into frames of at most MAX_FRAME_RAW bytes, compressed on ``pool``."""
+    pending: deque[Future[bytes]] = deque()
+    batch: list[bytes] = []
+    size = 0
+
+    def flush() -> None:
+        raw = b"".join(batch)
+        pending.append(pool.submit(_pack, raw))
+        batch.clear()
+
+    for (_lo, hi), record in records:
+        if batch and size + len(record) > MAX_FRAME_RAW:
+            flush()
+            size = 0
+        batch.append(record)
+        size += len(record)
+        if progress is not None:
+            progress(hi, total)
+        while len(pending) > ahead:
+            yield pending.popleft().result()
+    if batch:
+        flush()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _pack(raw: bytes) -> bytes:
+    codec, packed = codecs.compress(raw)
+    return encode_frame(codec, len(raw), packed)
+
+
 def _write(f: BinaryIO, file_hash: hashlib._Hash, data: bytes) -> int:
     f.write(data)
     file_hash.update(data)
@@ -169,12 +206,9 @@ def _plan_span(
         return _replace(new)
     old = b"".join(src[e.offset : e.offset + e.length] for e in extents)
     payload = codecs.diff(old, new)
-    diff_op = Operation(OP_DIFF, 0, len(new), extents, hashlib.sha256(old).digest(), payload)
-    if len(payload) > _TRY_REPLACE_ABOVE * len(new):
-        replace = _replace(new)
-        if len(replace.payload) < len(payload):
-            return replace
-    return diff_op
+    if len(payload) >= len(new):
+        return _replace(new)
+    return Operation(OP_DIFF, len(new), extents, hashlib.sha256(old).digest(), payload)
 
 
 def _find_copy(
@@ -188,10 +222,9 @@ def _find_copy(
     if start < 0 or start + len(new) > len(src) or src[start : start + len(new)] != new:
         return None
     return Operation(
-        OP_COPY, 0, len(new), (Extent(start, len(new)),), hashlib.sha256(new).digest(), b""
+        OP_COPY, len(new), (Extent(start, len(new)),), hashlib.sha256(new).digest(), b""
     )
 
 
 def _replace(new: bytes) -> Operation:
-    codec, payload = codecs.compress(new)
-    return Operation(OP_REPLACE, codec, len(new), (), NO_SOURCE, payload)
+    return Operation(OP_REPLACE, len(new), (), NO_SOURCE, new)

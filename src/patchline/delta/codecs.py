@@ -1,4 +1,4 @@
-"""Compressing and expanding operation payloads, with the expansion bounded in size."""
+"""Compressing frames and diffing spans, with every expansion bounded in size."""
 
 from __future__ import annotations
 
@@ -6,43 +6,42 @@ import lzma
 
 import hdiffpatch
 
-from patchline.delta.format import CODEC_LZMA, CODEC_NONE, MAX_OP_TARGET
+from patchline.delta.format import CODEC_LZMA, CODEC_NONE, MAX_FRAME_RAW
 from patchline.errors import CorruptDeltaError
 
-# The dictionary never needs to exceed one operation's output, which keeps the applier's
-# decoder small no matter how large the image is.
-_LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9, "dict_size": MAX_OP_TARGET}]
-_DIFF_COMPRESSION = hdiffpatch.Lzma2Config(level=9, window=MAX_OP_TARGET.bit_length() - 1)
+# pb=0 measured best on HDiffPatch output (byte-oriented); the dictionary never needs to
+# exceed one frame, which keeps the applier's decoder small whatever the image size.
+_LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9, "pb": 0, "dict_size": MAX_FRAME_RAW}]
 
 
-def compress(data: bytes) -> tuple[int, bytes]:
-    """Return ``(codec, payload)``: LZMA2 if that is smaller than ``data``, else ``data``."""
-    packed = lzma.compress(data, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
-    if len(packed) < len(data):
+def compress(raw: bytes) -> tuple[int, bytes]:
+    """Return ``(codec, packed)``: raw LZMA2 if that is smaller than ``raw``, else ``raw``."""
+    packed = lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+    if len(packed) < len(raw):
         return CODEC_LZMA, packed
-    return CODEC_NONE, data
+    return CODEC_NONE, raw
 
 
-def expand(codec: int, payload: bytes, length: int) -> bytes:
-    """Return exactly ``length`` bytes decoded from ``payload``; CorruptDeltaError otherwise."""
+def expand(codec: int, packed: bytes, length: int) -> bytes:
+    """Return exactly ``length`` bytes decoded from ``packed``; CorruptDeltaError otherwise."""
     if codec == CODEC_NONE:
-        data = payload
+        data = packed
     elif codec == CODEC_LZMA:
         decoder = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
         try:
-            data = decoder.decompress(payload, max_length=length + 1)
+            data = decoder.decompress(packed, max_length=length + 1)
         except lzma.LZMAError as exc:
-            raise CorruptDeltaError(f"a REPLACE payload does not decode: {exc}") from None
+            raise CorruptDeltaError(f"a delta frame does not decode: {exc}") from None
     else:
-        raise CorruptDeltaError(f"unknown payload codec {codec}")
+        raise CorruptDeltaError(f"unknown delta frame codec {codec}")
     if len(data) != length:
-        raise CorruptDeltaError("a REPLACE payload decodes to the wrong length")
+        raise CorruptDeltaError("a delta frame decodes to the wrong length")
     return data
 
 
 def diff(old: bytes, new: bytes) -> bytes:
-    """Return an HDiffPatch diff (LZMA2-compressed) that turns ``old`` into ``new``."""
-    return hdiffpatch.diff(old, new, _DIFF_COMPRESSION, validate=False)
+    """Return an uncompressed HDiffPatch diff that turns ``old`` into ``new``."""
+    return hdiffpatch.diff(old, new, "none", validate=False)
 
 
 def patch(old: bytes, payload: bytes, length: int) -> bytes:

@@ -107,10 +107,14 @@ class SourceIndex:
         if len(self.keys) == 0 or len(anchors.keys) == 0:
             empty = np.empty(0, np.int64)
             return empty, empty
-        idx = np.searchsorted(self.keys, anchors.keys)
+        order = np.argsort(anchors.keys)  # sorted queries search far faster
+        keys = anchors.keys[order]
+        idx = np.searchsorted(self.keys, keys)
         idx[idx == len(self.keys)] = 0
-        hit = self.keys[idx] == anchors.keys
-        return anchors.positions[hit], self.positions[idx[hit]]
+        hit = self.keys[idx] == keys
+        t_pos, s_pos = anchors.positions[order[hit]], self.positions[idx[hit]]
+        by_target = np.argsort(t_pos)
+        return t_pos[by_target], s_pos[by_target]
 
 
 def plan_extents(
@@ -125,7 +129,7 @@ def plan_extents(
     """Choose source extents, at most ``budget`` bytes in all, for the target ``span``.
 
     The span's matched anchors vote for a shift (source offset minus target offset, in
-    steps of an eighth of the span). A shift that carries a large share of the votes contributes the
+    steps of an eighth of the span). A shift that carries at least 40% of the votes contributes the
     whole span moved by that shift, so the bytes between exact matches (edited code, moved
     pointers) are there for the differ too; a minor shift contributes only the source
     range its anchors cover. Ranges are widened by 1/32 of the span and taken in order of votes
@@ -144,7 +148,7 @@ def plan_extents(
         if votes[b] < min_votes:
             break
         members = inverse == b
-        if votes[b] * 20 >= total:
+        if votes[b] * 5 >= total * 2:
             d = shifts[members]
             start, stop = lo + int(d.min()) - margin, hi + int(d.max()) + margin
         else:
