@@ -110,3 +110,79 @@ def host(repo: Repository) -> Iterator[StaticHost]:
     server = StaticHost(repo.layout.public_dir).start()
     yield server
     server.stop()
+
+
+# --- databases: every store and server test runs on SQLite and on PostgreSQL ---------
+
+POSTGRES_URL_VAR = "PATCHLINE_TEST_DATABASE_URL"
+
+
+def _postgres_admin_url() -> str | None:
+    import os
+
+    return os.environ.get(POSTGRES_URL_VAR)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this test session, migrated to the newest schema.
+
+    Skips when ``PATCHLINE_TEST_DATABASE_URL`` is unset or unreachable, unless
+    ``PATCHLINE_REQUIRE_POSTGRES=1``, when it fails instead.
+    """
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from patchline.store.db import Database
+    from patchline.store.migrate import upgrade
+
+    admin_url = _postgres_admin_url()
+    required = os.environ.get("PATCHLINE_REQUIRE_POSTGRES") == "1"
+    if not admin_url:
+        if required:
+            pytest.fail(f"PATCHLINE_REQUIRE_POSTGRES=1 but {POSTGRES_URL_VAR} is not set")
+        pytest.skip(f"{POSTGRES_URL_VAR} is not set")
+    name = f"patchline_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        if required:
+            pytest.fail(f"PostgreSQL at {admin_url} is unreachable: {exc}")
+        pytest.skip(f"PostgreSQL at {admin_url} is unreachable: {exc}")
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    db = Database.connect(url)
+    upgrade(db)
+    db.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, migrated database: a SQLite file, then a PostgreSQL database."""
+    from sqlalchemy import text
+
+    from patchline.store.db import Base, Database
+    from patchline.store.migrate import upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'patchline.db'}"
+        db = Database.connect(url)
+        upgrade(db)
+        db.dispose()
+        yield url
+        return
+    url = request.getfixturevalue("postgres_server_url")
+    db = Database.connect(url)
+    with db.engine.begin() as conn:
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.dispose()
+    yield url

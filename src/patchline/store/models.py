@@ -1,0 +1,177 @@
+"""The tables. Domains hold the logic; the schema lives here, in one place, for migrations."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from patchline.store.db import Base
+
+Stamp = DateTime(timezone=True)
+
+
+class Device(Base):
+    """An enrolled device: who it is, what it last reported, what it was assigned."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        UniqueConstraint("model", "serial", name="uq_devices_model_serial"),
+        Index("ix_devices_model_region", "model", "region"),
+        Index("ix_devices_build", "model", "build"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(256))
+    hardware_id: Mapped[str] = mapped_column(String(256))
+    region: Mapped[str] = mapped_column(String(16))
+    carrier: Mapped[str] = mapped_column(String(256), default="")
+    deployed_on: Mapped[date] = mapped_column(Date)
+    credential_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    enrolled_at: Mapped[datetime] = mapped_column(Stamp)
+    # What the device reported at its last check-in.
+    last_seen_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+    checkins: Mapped[int] = mapped_column(BigInteger, default=0)
+    build: Mapped[str] = mapped_column(String(64))
+    build_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    security_patch_level: Mapped[date] = mapped_column(Date)
+    slot_active: Mapped[str | None] = mapped_column(String(1), default=None)
+    free_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    battery_percent: Mapped[int | None] = mapped_column(Integer, default=None)
+    network: Mapped[str | None] = mapped_column(String(16), default=None)
+    # What the director last offered, and how the install went.
+    assigned_target: Mapped[str | None] = mapped_column(String(256), default=None)
+    assigned_build: Mapped[str | None] = mapped_column(String(64), default=None)
+    assigned_from_build: Mapped[str | None] = mapped_column(String(64), default=None)
+    assigned_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+    install_state: Mapped[str | None] = mapped_column(String(32), default=None)
+    install_state_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+    last_decision: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class Release(Base):
+    """A signed target of the image repository, as the director sees it."""
+
+    __tablename__ = "releases"
+    __table_args__ = (Index("ix_releases_model_build", "model", "build"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target_path: Mapped[str] = mapped_column(String(256), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # full | delta
+    model: Mapped[str] = mapped_column(String(64))
+    build: Mapped[str] = mapped_column(String(64))
+    length: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    security_patch_level: Mapped[date | None] = mapped_column(Date, default=None)
+    update_class: Mapped[str | None] = mapped_column(String(16), default=None)
+    build_time: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+    eligibility: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    source_build: Mapped[str | None] = mapped_column(String(64), default=None)
+    source_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    full_target: Mapped[str | None] = mapped_column(String(256), default=None)
+    # Offer settings, editable by a release manager.
+    min_battery_percent: Mapped[int] = mapped_column(Integer, default=20)
+    allowed_networks: Mapped[list[str]] = mapped_column(JSON, default=list)
+    published_at: Mapped[datetime] = mapped_column(Stamp)
+
+
+class Policy(Base):
+    """A delivery rule, as first written; amendments change it from their dates on."""
+
+    __tablename__ = "policies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(Stamp)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class PolicyAmendment(Base):
+    """A change to a rule that takes effect on a date; history is never rewritten."""
+
+    __tablename__ = "policy_amendments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    policy_id: Mapped[str] = mapped_column(ForeignKey("policies.id"), index=True)
+    effective_from: Mapped[date] = mapped_column(Date)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(Stamp)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class InstallReport(Base):
+    """One step of one install as the device reported it; ``report_id`` is idempotent."""
+
+    __tablename__ = "install_reports"
+    __table_args__ = (Index("ix_reports_device", "device_id", "received_at"),)
+
+    report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    target: Mapped[str] = mapped_column(String(256))
+    build: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(256), default="")
+    delta: Mapped[bool] = mapped_column(Boolean, default=False)
+    device_at: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(Stamp)
+    origin: Mapped[str] = mapped_column(String(16), default="device")  # device | server
+
+
+class AuditEntry(Base):
+    """One link of the hash chain: ``hash = sha256(prev_hash || canonical entry)``."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_at", "at"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(Stamp)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's newest link; its row lock serialises appends across processes."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ApiToken(Base):
+    """A management API bearer token; only its hash is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Stamp)
+    revoked_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
