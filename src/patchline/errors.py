@@ -110,3 +110,48 @@ class DeltaSourceMismatchError(DeltaError):
 
 class DeltaResultMismatchError(DeltaError):
     """Applying a delta produced an image whose hash is not the expected one."""
+
+
+# --- audit chain ------------------------------------------------------------------
+
+
+class AuditError(PatchlineError):
+    """The audit chain could not be written, read or exported."""
+
+    exit_code = 20
+
+
+class AuditRecordError(AuditError):
+    """An audit record is malformed (naive time, payload not JSON, field too long)."""
+
+
+class AuditChainBrokenError(AuditError):
+    """The chain fails verification: an entry was edited, inserted or deleted, or the head
+    does not match the last entry."""
+
+    exit_code = 21
+
+
+class AuditExportInvalidError(AuditError):
+    """An export directory fails its checks (signature, file hash, or chain links)."""
+
+    exit_code = 22
+
+
+# --- policy (delivery rules) ------------------------------------------------------
+
+
+class PolicyError(PatchlineError):
+    """A delivery rule, an amendment or the facts given to the director are unusable."""
+
+
+class InvalidRuleError(UsageError, PolicyError):
+    """A delivery rule is malformed; the message names the rule and the field."""
+
+
+class InvalidAmendmentError(InvalidRuleError):
+    """An amendment changes an unknown field, changes the id, or leaves the rule invalid."""
+
+
+class InvalidFactsError(UsageError, PolicyError):
+    """Device or release facts handed to the director are malformed."""

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from patchline import __version__
+from patchline.cli.audit import audit
 from patchline.cli.context import CliContext
 from patchline.cli.demo import demo
 from patchline.cli.keys import key
@@ -37,7 +38,7 @@ def cli(ctx: click.Context, home: Path) -> None:
     ctx.obj = CliContext(home=home, settings=settings, console=Console())
 
 
-for command in (init, repo, model, release, key, demo):
+for command in (init, repo, model, release, key, demo, audit):
     cli.add_command(command)
 
 

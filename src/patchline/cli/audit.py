@@ -1,0 +1,106 @@
+"""``patchline audit verify|export|verify-export``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from patchline.cli.context import CliContext, pass_cli
+from patchline.clock import SystemClock
+from patchline.errors import AuditChainBrokenError, AuditError
+from patchline.policy.audit import audit_signer, export, verify, verify_export
+from patchline.store.db import Database, default_url
+
+database_option = click.option(
+    "--database-url",
+    envvar="PATCHLINE_DATABASE_URL",
+    default=None,
+    help="The database (or set PATCHLINE_DATABASE_URL); default: patchline.db in --home.",
+)
+day = click.DateTime(formats=["%Y-%m-%d"])
+
+
+@contextlib.contextmanager
+def _database(cli: CliContext, url: str | None) -> Iterator[Database]:
+    url = url or default_url(cli.home)
+    db = Database.connect(url)
+    try:
+        yield db
+    except SQLAlchemyError as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise AuditError(
+            f"cannot read the audit chain in {shown}: {type(exc).__name__}: {exc.args[0]}",
+            hint="check --database-url (or PATCHLINE_DATABASE_URL) and that it is migrated",
+        ) from None
+    finally:
+        db.dispose()
+
+
+@click.group()
+def audit() -> None:
+    """The audit chain: prove it unbroken, export evidence, check an export."""
+
+
+@audit.command("verify")
+@database_option
+@pass_cli
+def verify_command(cli: CliContext, database_url: str | None) -> None:
+    """Check every entry of the chain and its head; exit non-zero at the first problem."""
+    with _database(cli, database_url) as db:
+        result = verify(db)
+    if result.problem is not None:
+        raise AuditChainBrokenError(
+            f"the audit chain is broken at entry {result.problem.seq} "
+            f"({result.problem.code}): {result.problem.message}; "
+            f"{result.count} entries before it verified",
+            hint="keep this database as evidence and compare it with the latest export",
+        )
+    head = result.head
+    cli.console.print(
+        f"The audit chain is whole: {result.count} entries; head seq "
+        f"{head.seq if head else 0}, hash {head.hash if head else '(none: empty chain)'}."
+    )
+
+
+@audit.command("export")
+@click.option("--from", "start", type=day, required=True, help="First day (UTC), YYYY-MM-DD.")
+@click.option("--to", "end", type=day, required=True, help="Last day (UTC), YYYY-MM-DD.")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@database_option
+@pass_cli
+def export_command(
+    cli: CliContext, start: datetime, end: datetime, out_dir: Path, database_url: str | None
+) -> None:
+    """Write the entries of a date range and a summary signed with the audit key to OUT_DIR."""
+    clock = SystemClock()
+    signer = audit_signer(cli.open_repository().keyring, clock.now())
+    with _database(cli, database_url) as db:
+        summary = export(db, start.date(), end.date(), out_dir, signer, now=clock.now())
+    span = f"seq {summary.first_seq}..{summary.last_seq}" if summary.count else "no entries"
+    cli.console.print(
+        f"Exported {summary.count} entries ({span}) dated {summary.start}..{summary.end} "
+        f"to {out_dir}, signed by audit key {summary.keyid[:16]}."
+    )
+
+
+@audit.command("verify-export")
+@click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--trusted-key",
+    "trusted",
+    multiple=True,
+    help="A key id the export must be signed by (repeatable); default: the key it names.",
+)
+def verify_export_command(out_dir: Path, trusted: tuple[str, ...]) -> None:
+    """Check an export offline: signature, file hash, and every link of its entries."""
+    summary = verify_export(out_dir, trusted_keyids=frozenset(trusted) if trusted else None)
+    click.echo(
+        f"The export is valid: {summary.count} entries dated {summary.start}..{summary.end}, "
+        f"last hash {summary.last_hash or '-'}, signed by key {summary.keyid}."
+    )

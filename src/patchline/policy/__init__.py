@@ -1,0 +1,1 @@
+"""Delivery rules, the director's decisions, and the tamper-evident audit chain."""
