@@ -112,6 +112,96 @@ class DeltaResultMismatchError(DeltaError):
     """Applying a delta produced an image whose hash is not the expected one."""
 
 
+# --- device agent -----------------------------------------------------------------
+
+
+class AgentError(PatchlineError):
+    """The device agent could not finish what it was asked to do."""
+
+    exit_code = 10
+
+
+class DeviceSetupError(AgentError):
+    """The device directory is missing, incomplete or malformed."""
+
+    exit_code = 11
+
+
+class DeviceBusyError(AgentError):
+    """Another agent process is working on this device directory."""
+
+    exit_code = 16
+
+
+class NoUpdateSourceError(AgentError):
+    """No source (bundle, server, mirror) could be reached and trusted."""
+
+    exit_code = 12
+
+
+class UpdateRefusedError(AgentError):
+    """An update was offered, but every offer failed verification or the rules."""
+
+    exit_code = 13
+
+
+class InstallFailedError(AgentError):
+    """A verified update could not be written to the inactive slot."""
+
+    exit_code = 14
+
+
+class RolledBackError(AgentError):
+    """The new build failed to boot healthy; the device went back to its old slot."""
+
+    exit_code = 15
+
+
+class SourceError(AgentError):
+    """One source failed; the agent records why and moves on to the next."""
+
+
+class SourceUnreachableError(SourceError):
+    """The source could not be reached (connection refused, DNS, timeout, no folder)."""
+
+
+class NoBundleError(SourceError):
+    """A local folder holds no update bundle for this device's model."""
+
+
+class MetadataRefusedError(SourceError):
+    """The source's TUF metadata failed verification (signature, expiry, rollback)."""
+
+
+class TargetRefusedError(SourceError):
+    """A target's bytes failed verification (length or hash)."""
+
+
+class EndlessDataError(TargetRefusedError):
+    """The source sent more bytes than the signed length of the target."""
+
+
+class SlowRetrievalError(SourceError):
+    """The source sent bytes too slowly, or the overall deadline passed."""
+
+
+class DownloadFailedError(SourceError):
+    """A transfer failed for another reason (HTTP status, reset connection)."""
+
+
+class NotEligibleError(SourceError):
+    """The signed eligibility rules or the director do not allow this device to install."""
+
+
+class DowngradeError(SourceError):
+    """The offered build or security patch level is older than the running one."""
+
+
+class DirectorRefusedError(SourceError):
+    """The director's answer is unsigned, expired, for another device, or disagrees with
+    the image repository."""
+
+
 # --- audit chain ------------------------------------------------------------------
 
 

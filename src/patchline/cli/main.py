@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from patchline import __version__
+from patchline.cli.agent import agent
 from patchline.cli.audit import audit
 from patchline.cli.context import CliContext
 from patchline.cli.demo import demo
@@ -38,7 +39,7 @@ def cli(ctx: click.Context, home: Path) -> None:
     ctx.obj = CliContext(home=home, settings=settings, console=Console())
 
 
-for command in (init, repo, model, release, key, demo, audit):
+for command in (init, repo, model, release, key, demo, agent, audit):
     cli.add_command(command)
 
 

@@ -1,0 +1,433 @@
+"""The device agent: find an update, verify it, download it, install it, boot it, report.
+
+One ``Agent.update()`` run: check in with the director when the device has one; then
+try each source in order (SD card / USB bundles, the server's repository, mirrors) with
+one full TUF refresh each, recording why each failed; download the chosen update with
+resume into the inactive slot, verify it, install it (a delta falls back to the full
+image), simulate the reboot, run the health check, and commit or roll back. Every step
+is reported; reports wait on disk until the server acknowledges them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import urllib3
+from tuf.api.metadata import TargetFile
+
+from patchline.agent.choose import Facts, Plan, plan_update
+from patchline.agent.device import DeviceConfig, DeviceDir
+from patchline.agent.director_client import check_in, verified_decision
+from patchline.agent.fetcher import SourceFetcher, http_pool
+from patchline.agent.outcome import Attempt, UpdateResult, code_for, nothing_installed, tried
+from patchline.agent.reports import Outbox, new_report
+from patchline.agent.slots import BootOutcome, boot, install_delta, install_image
+from patchline.agent.sources import Source, sources_in_order
+from patchline.agent.state import AgentState, PendingDownload, SlotContent, load_state, save_state
+from patchline.agent.transfer import download_verified, opener_for
+from patchline.agent.trust import TrustedRepository, refresh_source
+from patchline.clock import Clock
+from patchline.errors import (
+    DeltaError,
+    DirectorRefusedError,
+    DowngradeError,
+    NotEligibleError,
+    PatchlineError,
+    RolledBackError,
+    SourceError,
+)
+from patchline.wire.device_api import CheckIn, Network, ReportCode, ReportStatus, SlotState
+from patchline.wire.director import DirectorDecision
+
+
+@dataclass
+class _Run:
+    """What one update run has learnt so far."""
+
+    config: DeviceConfig
+    state: AgentState
+    attempts: list[Attempt] = field(default_factory=list)
+    decision: DirectorDecision | None = None
+    decision_mirrors: list[str] = field(default_factory=list)
+    up_to_date_at: str = ""
+
+
+class Agent:
+    """The update agent of one simulated device directory."""
+
+    def __init__(
+        self,
+        device: DeviceDir,
+        *,
+        clock: Clock,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.device = device
+        self.clock = clock
+        self.monotonic = monotonic
+        self.on_progress = on_progress
+        self.outbox = Outbox(device.outbox)
+
+    def update(self) -> UpdateResult:
+        """Find, verify, install and boot the newest update this device may take.
+
+        Returns how it ended (installed, or up to date). Raises NoUpdateSourceError or
+        UpdateRefusedError (with every source tried and why), RolledBackError (the new
+        build failed its health check; the old build runs), InstallFailedError,
+        DeviceSetupError or DeviceBusyError.
+        """
+        with self.device.locked():
+            config = self.device.load_config()
+            pool = http_pool(config.limits.connect_timeout_seconds, _read_timeout(config))
+            try:
+                state = self._finish_trial_boot(config, load_state(self.device))
+                return self._update(_Run(config, state), pool)
+            finally:
+                self._send_reports(config, pool)
+
+    def reboot(self) -> BootOutcome:
+        """Simulate a reboot now (finishing an interrupted install), and report it."""
+        with self.device.locked():
+            config = self.device.load_config()
+            state = load_state(self.device)
+            had_trial = state.trial is not None
+            trial_source = state.trial.source if state.trial else ""
+            state, outcome = boot(self.device, state, config)
+            if had_trial:
+                self._report_boot(state, outcome, trial_source)
+            return outcome
+
+    def send_reports(self) -> int:
+        """Send queued reports now; return how many the server acknowledged."""
+        config = self.device.load_config()
+        pool = http_pool(config.limits.connect_timeout_seconds, _read_timeout(config))
+        if not config.server_url:
+            return 0
+        return self.outbox.send(pool, config.server_url, config.credential)
+
+    # --- one run --------------------------------------------------------------------
+
+    def _update(self, run: _Run, pool: urllib3.PoolManager) -> UpdateResult:
+        self._check_in(run, pool)
+        sources = sources_in_order(
+            bundles=run.config.bundles,
+            server_repository=run.config.server_repository_url,
+            decision_mirrors=run.decision_mirrors,
+            configured_mirrors=run.config.mirrors,
+            last_mirrors=run.state.last_mirrors,
+        )
+        fetcher = SourceFetcher(pool)
+        bootstrap = self.device.read_shipped_root()
+        for source in sources:
+            try:
+                repo = refresh_source(
+                    self.device.metadata_dir, source, fetcher, bootstrap, self.clock.now()
+                )
+                plan = plan_update(repo, self._facts(run), run.decision)
+            except SourceError as exc:
+                offered = isinstance(exc, NotEligibleError | DowngradeError | DirectorRefusedError)
+                run.attempts.append(Attempt(source.label, exc.message, code_for(exc), offered))
+                continue
+            if plan is None:
+                run.up_to_date_at = source.label
+                break
+            try:
+                return self._install(run, repo, plan, pool)
+            except SourceError as exc:
+                run.attempts.append(Attempt(source.label, exc.message, code_for(exc), True))
+                self._report_failure(run, plan, source, exc)
+        running = run.state.running
+        if run.up_to_date_at:
+            also = f" Also tried: {tried(run.attempts)}" if run.attempts else ""
+            return UpdateResult(
+                "up-to-date",
+                running.build,
+                f"Up to date: build {running.build} is the newest this device may install "
+                f"(checked {run.up_to_date_at}).{also}",
+                tuple(run.attempts),
+                run.up_to_date_at,
+            )
+        error = nothing_installed(
+            run.attempts, run.config.model, running.build, running.security_patch_level
+        )
+        self._queue(
+            target="",
+            build=running.build,
+            status=ReportStatus.FAILED,
+            code=run.attempts[0].code if run.attempts else ReportCode.NO_SOURCE,
+            detail=error.message,
+        )
+        raise error
+
+    def _check_in(self, run: _Run, pool: urllib3.PoolManager) -> None:
+        config, state = run.config, run.state
+        if not config.server_url:
+            return
+        label = f"Server {config.server_url}"
+        if not config.credential:
+            run.attempts.append(
+                Attempt(label, "the device is not enrolled (no credential)", ReportCode.NO_SOURCE)
+            )
+            return
+        body = CheckIn(
+            build=state.running.build,
+            build_sha256=state.running.sha256,
+            security_patch_level=state.running.security_patch_level,
+            slot=SlotState(
+                active=state.active,
+                inactive_build=(
+                    state.slots[state.inactive.value].build
+                    if state.inactive.value in state.slots
+                    else None
+                ),
+            ),
+            free_bytes=shutil.disk_usage(self.device.path).free,
+            battery_percent=config.battery_percent,
+            network=Network(config.network),
+            region=config.region,
+        )
+        try:
+            answer = check_in(pool, config.server_url, config.credential, body)
+            if not self.device.director_root.exists():
+                raise DirectorRefusedError("the device has no director root to verify answers")
+            decision = verified_decision(
+                answer,
+                self.device.director_root.read_bytes(),
+                device_id=config.device_id,
+                now=self.clock.now(),
+                last_version=state.last_director_version,
+            )
+        except SourceError as exc:
+            run.attempts.append(Attempt(label, exc.message, code_for(exc)))
+            return
+        run.decision = decision
+        run.decision_mirrors = list(answer.mirrors)
+        run.state = msgspec.structs.replace(
+            state, last_director_version=decision.version, last_mirrors=list(answer.mirrors)
+        )
+        save_state(self.device, run.state)
+
+    def _facts(self, run: _Run) -> Facts:
+        return Facts(
+            config=run.config,
+            running=run.state.running,
+            today=self.clock.now().date(),
+            refused_builds=frozenset(run.state.refused_builds),
+        )
+
+    # --- download, install, boot ------------------------------------------------------
+
+    def _install(
+        self, run: _Run, repo: TrustedRepository, plan: Plan, pool: urllib3.PoolManager
+    ) -> UpdateResult:
+        source = repo.source
+        content = SlotContent(
+            build=plan.info.build,
+            sha256=plan.full.hashes["sha256"],
+            security_patch_level=plan.info.security_patch_level.isoformat(),
+            target=plan.full.path,
+        )
+        installed = False
+        delta_note = ""
+        if plan.delta is not None:
+            patch = self.device.path / f"slot_{run.state.inactive.value}.delta.part"
+            try:
+                self._download(run, repo, plan.delta, patch, pool)
+                run.state = install_delta(
+                    self.device,
+                    run.state,
+                    patch,
+                    content,
+                    plan.full.length,
+                    run.config.boot_attempts,
+                    source.label,
+                )
+                installed = True
+            except (SourceError, DeltaError) as exc:
+                patch.unlink(missing_ok=True)
+                run.state = load_state(self.device)
+                delta_note = f" The delta failed ({exc.message}); the full image was used."
+                self._queue(
+                    target=plan.delta.path,
+                    build=plan.info.build,
+                    status=ReportStatus.FAILED,
+                    code=ReportCode.SOURCE_CHANGED
+                    if isinstance(exc, DeltaError)
+                    else code_for(exc),
+                    detail=f"delta failed, falling back to the full image: {exc.message}",
+                    source=source.label,
+                    delta=True,
+                )
+        if not installed:
+            staging = self.device.staging_file(run.state.inactive)
+            self._download(run, repo, plan.full, staging, pool)
+            run.state = install_image(
+                self.device, run.state, staging, content, run.config.boot_attempts, source.label
+            )
+        used_delta = installed
+        self._queue(
+            target=plan.full.path,
+            build=plan.info.build,
+            status=ReportStatus.INSTALLED,
+            source=source.label,
+            delta=used_delta,
+        )
+        run.state, outcome = boot(self.device, run.state, run.config)
+        self._report_boot(run.state, outcome, source.label, used_delta)
+        if outcome.result != "committed":
+            raise RolledBackError(
+                f"Build {plan.info.build} was installed from {source.label} but did not boot "
+                f"healthy: {outcome.reason}. The device went back to build {outcome.build}.",
+                hint="nothing to do on the device; the failure was reported to the maker, "
+                "and this build will not be tried again",
+            )
+        return UpdateResult(
+            "installed",
+            plan.info.build,
+            f"Installed build {plan.info.build} (security patch level "
+            f"{plan.info.security_patch_level}, {plan.info.update_class.value}) from "
+            f"{source.label}{' as a delta' if used_delta else ''}; it booted healthy and is "
+            f"now running.{delta_note}",
+            tuple(run.attempts),
+            source.label,
+        )
+
+    def _download(
+        self,
+        run: _Run,
+        repo: TrustedRepository,
+        target: TargetFile,
+        staging: Path,
+        pool: urllib3.PoolManager,
+    ) -> None:
+        sha = target.hashes.get("sha256", "")
+        pending = run.state.pending
+        if pending is None or pending.sha256 != sha or pending.target != target.path:
+            staging.unlink(missing_ok=True)
+        run.state = msgspec.structs.replace(
+            run.state,
+            pending=PendingDownload(target.path, sha, target.length, repo.source.label),
+        )
+        save_state(self.device, run.state)
+        self._queue(
+            target=target.path,
+            build=run_build(target),
+            status=ReportStatus.DOWNLOADING,
+            source=repo.source.label,
+        )
+        url = repo.target_url(target)
+
+        def progress(done: int) -> None:
+            if self.on_progress is not None:
+                self.on_progress(target.path, done, target.length)
+
+        download_verified(
+            opener_for(url, pool),
+            url,
+            target,
+            staging,
+            run.config.limits,
+            monotonic=self.monotonic,
+            on_progress=progress if self.on_progress else None,
+        )
+
+    def _finish_trial_boot(self, config: DeviceConfig, state: AgentState) -> AgentState:
+        """A trial armed by an interrupted run boots now, before anything new is tried."""
+        if state.trial is None:
+            return state
+        source = state.trial.source
+        state, outcome = boot(self.device, state, config)
+        self._report_boot(state, outcome, source)
+        if outcome.result == "rolled-back":
+            raise RolledBackError(
+                f"Build {outcome.tried_build} did not boot healthy: {outcome.reason}. "
+                f"The device went back to build {outcome.build}.",
+                hint="nothing to do on the device; the failure was reported to the maker",
+            )
+        return state
+
+    # --- reports --------------------------------------------------------------------
+
+    def _report_boot(
+        self, state: AgentState, outcome: BootOutcome, source: str, delta: bool = False
+    ) -> None:
+        if outcome.result == "committed":
+            self._queue(
+                target=state.running.target,
+                build=outcome.build,
+                status=ReportStatus.BOOTED_HEALTHY,
+                source=source,
+                delta=delta,
+            )
+            return
+        if outcome.result == "rolled-back":
+            never_finished = "never finished" in outcome.reason
+            self._queue(
+                target="",
+                build=outcome.tried_build if outcome.tried_build != "?" else outcome.build,
+                status=ReportStatus.ROLLED_BACK,
+                code=ReportCode.BOOT_FAILED if never_finished else ReportCode.HEALTH_CHECK_FAILED,
+                detail=f"{outcome.reason}; running build {outcome.build} again",
+                source=source,
+                delta=delta,
+            )
+            refused = sorted({*state.refused_builds, outcome.tried_build})
+            save_state(self.device, msgspec.structs.replace(state, refused_builds=refused))
+
+    def _report_failure(self, run: _Run, plan: Plan, source: Source, exc: PatchlineError) -> None:
+        self._queue(
+            target=plan.full.path,
+            build=plan.info.build,
+            status=ReportStatus.FAILED,
+            code=code_for(exc),
+            detail=f"{source.label}: {exc.message}",
+            source=source.label,
+        )
+
+    def _queue(
+        self,
+        *,
+        target: str,
+        build: str,
+        status: ReportStatus,
+        code: ReportCode = ReportCode.NONE,
+        detail: str = "",
+        source: str = "",
+        delta: bool = False,
+    ) -> None:
+        self.outbox.add(
+            new_report(
+                target=target,
+                build=build or "unknown",
+                status=status,
+                at=self.clock.now(),
+                code=code,
+                detail=detail,
+                source=source,
+                delta=delta,
+            )
+        )
+
+    def _send_reports(self, config: DeviceConfig, pool: urllib3.PoolManager) -> None:
+        if not config.server_url or not config.credential:
+            return
+        with contextlib.suppress(SourceError):  # they stay queued for the next run
+            self.outbox.send(pool, config.server_url, config.credential)
+
+
+def _read_timeout(config: DeviceConfig) -> float:
+    return max(config.limits.grace_seconds, 2.0)
+
+
+def run_build(target: TargetFile) -> str:
+    """The build a target belongs to (its signed custom field), or "unknown"."""
+    custom = target.unrecognized_fields.get("custom")
+    build = custom.get("build") if isinstance(custom, dict) else None
+    return build if isinstance(build, str) else "unknown"

@@ -1,0 +1,111 @@
+"""Reports of every install step, queued on disk and sent to the server later.
+
+Each report is one file in the device's outbox, written atomically, so a report made
+offline or just before kill -9 is never lost; it is removed only when the server has
+acknowledged its ``report_id`` (sending twice is harmless: the id makes it idempotent).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+import urllib3
+
+from patchline.agent.trust import network_reason
+from patchline.errors import SourceUnreachableError
+from patchline.fsutil import write_atomic
+from patchline.wire.device_api import Report, ReportAck, ReportBatch, ReportCode, ReportStatus
+
+BATCH = 100
+
+
+def new_report(
+    *,
+    target: str,
+    build: str,
+    status: ReportStatus,
+    at: datetime,
+    code: ReportCode = ReportCode.NONE,
+    detail: str = "",
+    source: str = "",
+    delta: bool = False,
+) -> Report:
+    """A report with a fresh report id (uuid4)."""
+    return Report(
+        report_id=str(uuid.uuid4()),
+        target=target[:256],
+        build=build,
+        status=status,
+        at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        code=code,
+        detail=detail[:4096],
+        source=source[:256],
+        delta=delta,
+    )
+
+
+class Outbox:
+    """The reports waiting in ``folder``, oldest first."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def add(self, report: Report) -> Path:
+        """Queue ``report`` durably; return its file."""
+        path = self.folder / f"{time.time_ns():020d}-{report.report_id}.json"
+        write_atomic(path, msgspec.json.encode(report))
+        return path
+
+    def pending(self) -> list[tuple[Path, Report]]:
+        """Every queued report with its file, in the order they were made."""
+        if not self.folder.is_dir():
+            return []
+        found = []
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                found.append((path, msgspec.json.decode(path.read_bytes(), type=Report)))
+            except (OSError, msgspec.ValidationError, msgspec.DecodeError):
+                continue  # a torn file cannot exist (atomic writes); skip anything foreign
+        return found
+
+    def send(self, pool: urllib3.PoolManager, server_url: str, credential: str) -> int:
+        """POST queued reports to ``server_url``/v1/reports in batches; drop the ones the
+        server acknowledged. Returns how many were acknowledged.
+
+        Raises SourceUnreachableError when the server cannot be reached or refuses;
+        whatever was not acknowledged stays queued.
+        """
+        queued = self.pending()
+        sent = 0
+        for start in range(0, len(queued), BATCH):
+            batch = queued[start : start + BATCH]
+            body = msgspec.json.encode(ReportBatch(reports=[r for _, r in batch]))
+            ack = _post(pool, f"{server_url.rstrip('/')}/v1/reports", credential, body)
+            accepted = set(ack.accepted)
+            for path, report in batch:
+                if report.report_id in accepted:
+                    path.unlink(missing_ok=True)
+                    sent += 1
+        return sent
+
+
+def _post(pool: urllib3.PoolManager, url: str, credential: str, body: bytes) -> ReportAck:
+    try:
+        response = pool.request(
+            "POST",
+            url,
+            body=body,
+            headers={"Authorization": f"Bearer {credential}", "Content-Type": "application/json"},
+        )
+    except urllib3.exceptions.HTTPError as exc:
+        raise SourceUnreachableError(f"cannot send reports: {network_reason(exc)}") from exc
+    if response.status != 200:
+        raise SourceUnreachableError(f"the server refused the reports (HTTP {response.status})")
+    try:
+        return msgspec.json.decode(response.data, type=ReportAck)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise SourceUnreachableError(f"the server's acknowledgement is malformed: {exc}") from None

@@ -1,0 +1,82 @@
+"""The device's boot state and install progress, kept in one file written atomically.
+
+A reader after kill -9 sees the previous state or the new one, never a mix: every
+step that must survive a crash is one ``save_state`` call.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from patchline.agent.device import DeviceDir
+from patchline.errors import DeviceSetupError
+from patchline.fsutil import write_atomic
+from patchline.wire.device_api import Slot
+
+
+class SlotContent(msgspec.Struct, forbid_unknown_fields=True):
+    """What one slot holds."""
+
+    build: str
+    sha256: str
+    security_patch_level: str  # YYYY-MM-DD
+    target: str = ""
+
+
+class PendingDownload(msgspec.Struct, forbid_unknown_fields=True):
+    """A download in progress into the inactive slot's staging file."""
+
+    target: str
+    sha256: str
+    length: int
+    source: str
+
+
+class TrialBoot(msgspec.Struct, forbid_unknown_fields=True):
+    """A new build installed in the inactive slot, to be tried on the next boot."""
+
+    slot: Slot
+    attempts_left: int
+    source: str = ""
+    delta: bool = False
+
+
+class AgentState(msgspec.Struct, forbid_unknown_fields=True):
+    """Everything the agent must remember across reboots and crashes."""
+
+    active: Slot
+    slots: dict[str, SlotContent]
+    trial: TrialBoot | None = None
+    pending: PendingDownload | None = None
+    last_director_version: int = 0
+    last_mirrors: list[str] = msgspec.field(default_factory=list)
+    #: Builds that failed their health check here: never tried again.
+    refused_builds: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def inactive(self) -> Slot:
+        """The slot not running now."""
+        return Slot.B if self.active is Slot.A else Slot.A
+
+    @property
+    def running(self) -> SlotContent:
+        """What the active slot holds."""
+        return self.slots[self.active.value]
+
+
+def load_state(device: DeviceDir) -> AgentState:
+    """Read state.json; DeviceSetupError when missing or malformed."""
+    try:
+        return msgspec.json.decode(device.state_file.read_bytes(), type=AgentState)
+    except FileNotFoundError:
+        raise DeviceSetupError(
+            f"{device.path} has no state.json",
+            hint="create the device with `patchline agent init`",
+        ) from None
+    except msgspec.ValidationError as exc:
+        raise DeviceSetupError(f"{device.state_file} is malformed: {exc}") from None
+
+
+def save_state(device: DeviceDir, state: AgentState) -> None:
+    """Replace state.json atomically and durably."""
+    write_atomic(device.state_file, msgspec.json.encode(state))

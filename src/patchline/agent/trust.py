@@ -1,0 +1,174 @@
+"""One full TUF refresh of one source with python-tuf's ngclient, and what it verified.
+
+Every source shares the device's one metadata directory, so a source can never take
+the device below metadata it has already trusted (rollback), and each source is
+refreshed whole (never a mix of files from several sources).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from tuf.api import exceptions as tuf_errors
+from tuf.api.metadata import Metadata, TargetFile, Targets
+from tuf.ngclient import Updater
+
+from patchline.agent.fetcher import SourceFetcher
+from patchline.agent.sources import Source, SourceKind
+from patchline.errors import (
+    MetadataRefusedError,
+    NoBundleError,
+    SourceError,
+    SourceUnreachableError,
+)
+from patchline.wire.release import model_lookup_path
+
+
+@dataclass
+class TrustedRepository:
+    """A source whose top-level metadata verified; targets are looked up through it."""
+
+    source: Source
+    updater: Updater
+    metadata_dir: Path
+    fetcher: SourceFetcher
+    now: datetime
+
+    def model_targets(self, model: str) -> dict[str, TargetFile]:
+        """The targets signed in ``model``'s current role (loads only that role).
+
+        Raises NoBundleError when the repository has no role for the model.
+        """
+        self.lookup(model_lookup_path(model))
+        cached = self.metadata_dir / f"{quote(model, safe='')}.json"
+        if not cached.is_file():
+            raise NoBundleError(f"no releases for model {model}")
+        role = Metadata[Targets].from_bytes(cached.read_bytes()).signed
+        return dict(role.targets)
+
+    def lookup(self, path: str) -> TargetFile | None:
+        """The verified TargetFile for ``path``, or None when no role signs it."""
+        try:
+            return self.updater.get_targetinfo(path)
+        except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
+            raise explain_tuf_error(exc, self.source, self.fetcher, self.now) from exc
+
+    def target_url(self, target: TargetFile) -> str:
+        """Where the target's bytes are, with the hash prefix of consistent snapshots."""
+        return target_url(self.updater, self.source.targets_url, target)
+
+
+def target_url(updater: Updater, base_url: str, target: TargetFile) -> str:
+    """The URL of ``target`` under ``base_url``, as ngclient would form it."""
+    path = target.path
+    if updater._trusted_set.root.consistent_snapshot and updater.config.prefix_targets_with_hash:
+        directory, sep, name = path.rpartition("/")
+        path = f"{directory}{sep}{next(iter(target.hashes.values()))}.{name}"
+    return f"{base_url.rstrip('/')}/{path}"
+
+
+def open_updater(
+    metadata_dir: Path,
+    metadata_url: str,
+    targets_url: str,
+    fetcher: SourceFetcher,
+    bootstrap: bytes | None,
+) -> Updater:
+    """An ngclient Updater on ``metadata_dir`` for one source; ``bootstrap`` is the root
+    the device shipped with (None: trust the cached root.json, as the conformance
+    client's ``init`` leaves it)."""
+    metadata_dir.mkdir(parents=True, exist_ok=True)
+    return Updater(
+        metadata_dir=str(metadata_dir),
+        metadata_base_url=metadata_url,
+        target_base_url=targets_url,
+        fetcher=fetcher,
+        bootstrap=bootstrap,
+    )
+
+
+def refresh_source(
+    metadata_dir: Path,
+    source: Source,
+    fetcher: SourceFetcher,
+    bootstrap: bytes | None,
+    now: datetime,
+) -> TrustedRepository:
+    """Refresh root, timestamp, snapshot and targets from ``source``.
+
+    Raises a SourceError subclass saying, for a person, why the source was refused.
+    """
+    if source.kind is SourceKind.BUNDLE and not Path(source.location).is_dir():
+        raise SourceUnreachableError(f"{source.location} is not there (no card or stick?)")
+    try:
+        updater = open_updater(
+            metadata_dir, source.metadata_url, source.targets_url, fetcher, bootstrap
+        )
+        updater.refresh()
+    except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
+        raise explain_tuf_error(exc, source, fetcher, now) from exc
+    return TrustedRepository(source, updater, metadata_dir, fetcher, now)
+
+
+def explain_tuf_error(
+    exc: Exception, source: Source, fetcher: SourceFetcher, now: datetime
+) -> SourceError:
+    """Turn a python-tuf error into the agent's error, in words a person understands."""
+    clock = f"device clock {now:%Y-%m-%d %H:%M} UTC"
+    if isinstance(exc, tuf_errors.ExpiredMetadataError):
+        return MetadataRefusedError(f"metadata expired {_expired_since(fetcher, now)}({clock})")
+    if isinstance(exc, tuf_errors.BadVersionNumberError | tuf_errors.EqualVersionNumberError):
+        return MetadataRefusedError(
+            f"metadata is older than what this device already trusts ({exc}); "
+            "a stale mirror or a rollback attack"
+        )
+    if isinstance(exc, tuf_errors.UnsignedMetadataError):
+        return MetadataRefusedError(f"metadata is not signed by the trusted keys ({exc})")
+    if isinstance(exc, tuf_errors.LengthOrHashMismatchError):
+        return MetadataRefusedError(f"metadata does not match its signed hash ({exc})")
+    if isinstance(exc, tuf_errors.RepositoryError):
+        return MetadataRefusedError(f"metadata refused: {exc}")
+    if isinstance(exc, tuf_errors.DownloadHTTPError):
+        if source.kind is SourceKind.BUNDLE and exc.status_code == 404:
+            return NoBundleError(f"no update bundle in this folder ({exc})")
+        return SourceUnreachableError(f"HTTP {exc.status_code} ({exc})")
+    if isinstance(exc, tuf_errors.DownloadLengthMismatchError):
+        return MetadataRefusedError(f"metadata longer than allowed ({exc})")
+    return SourceUnreachableError(network_reason(exc))
+
+
+def network_reason(exc: BaseException) -> str:
+    """A short reason for a network failure: connection refused, timed out, ..."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 20:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    texts = " ".join(str(e).lower() for e in chain)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "connection refused" in texts:
+        return "connection refused"
+    if "name or service not known" in texts or "failed to resolve" in texts:
+        return "host name not found"
+    if "timed out" in texts or any(
+        isinstance(e, TimeoutError | tuf_errors.SlowRetrievalError) for e in chain
+    ):
+        return "timed out"
+    return f"download failed ({exc})"
+
+
+def _expired_since(fetcher: SourceFetcher, now: datetime) -> str:
+    if fetcher.last_fetched is None:
+        return ""
+    url, data = fetcher.last_fetched
+    try:
+        expires = Metadata.from_bytes(data).signed.expires
+    except Exception:
+        return ""
+    age = now.astimezone(UTC) - expires
+    days = age.days
+    when = f"{days} days ago" if days >= 1 else f"{int(age.total_seconds() // 3600)} hours ago"
+    name = url.rsplit("/", 1)[-1]
+    return f"{when}: {name} expired {expires:%Y-%m-%d %H:%M} UTC "

@@ -1,0 +1,126 @@
+"""Real HTTP hosts on 127.0.0.1 for agent tests: an honest static host that honours
+Range requests and counts what it serves, and hostile ones (the attacker the agent
+defends against) that tamper, send endless data, or trickle."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+_RANGE = re.compile(r"^bytes=(\d+)-$")
+
+
+@dataclass
+class Served:
+    """One request as the host saw it."""
+
+    path: str
+    range: str | None
+    status: int
+    body_bytes: int = 0
+
+
+@dataclass
+class Behaviour:
+    """How the host treats target files (metadata is always served honestly)."""
+
+    tamper: bool = False  # flip a byte in the middle of every target
+    endless: int = 0  # bytes of junk appended to every target (Content-Length included)
+    bytes_per_second: int = 0  # throttle target bodies (0: as fast as possible)
+    trickle: bool = False  # one byte every 50 ms
+    ignore_range: bool = False
+
+
+@dataclass
+class RangeHost:
+    """Serves ``directory`` over HTTP on 127.0.0.1 until ``stop()``."""
+
+    directory: Path
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    requests: list[Served] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                host._get(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def target_requests(self) -> list[Served]:
+        return [r for r in self.requests if r.path.startswith("/targets/")]
+
+    def _get(self, handler: BaseHTTPRequestHandler) -> None:
+        path = handler.path.split("?", 1)[0]
+        file = (self.directory / path.lstrip("/")).resolve()
+        record = Served(path, handler.headers.get("Range"), 404)
+        self.requests.append(record)
+        if not file.is_file() or self.directory.resolve() not in file.parents:
+            handler.send_response(404)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        data = file.read_bytes()
+        is_target = path.startswith("/targets/")
+        if is_target and self.behaviour.tamper:
+            middle = len(data) // 2
+            data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+        if is_target and self.behaviour.endless:
+            data += b"\0" * self.behaviour.endless
+        start = 0
+        match = _RANGE.match(record.range or "")
+        if match and not self.behaviour.ignore_range and int(match.group(1)) < len(data):
+            start = int(match.group(1))
+            record.status = 206
+            handler.send_response(206)
+            handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            record.status = 200
+            handler.send_response(200)
+        body = data[start:]
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        write: Callable[[bytes], None] = handler.wfile.write
+        try:
+            if is_target and self.behaviour.trickle:
+                for i in range(len(body)):
+                    write(body[i : i + 1])
+                    handler.wfile.flush()
+                    record.body_bytes += 1
+                    time.sleep(0.05)
+            elif is_target and self.behaviour.bytes_per_second:
+                step = max(self.behaviour.bytes_per_second // 20, 1)
+                for i in range(0, len(body), step):
+                    write(body[i : i + step])
+                    handler.wfile.flush()
+                    record.body_bytes += len(body[i : i + step])
+                    time.sleep(0.05)
+            else:
+                write(body)
+                record.body_bytes = len(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
