@@ -1,0 +1,546 @@
+"""Delivery rules as data, and the amendments that change them from a date on.
+
+A rule allows or blocks updates of some classes, for some models, regions and
+deployment dates, within a validity window. Which rule wins for a device is the
+director's business (``patchline.policy.decide``); this module only says what a rule
+is, whether it is in force on a day, whether it covers a device and release, and how
+it reads to a person.
+
+Date semantics match the signed eligibility (``patchline.wire.release``):
+
+- ``deployed_before`` is exclusive, ``deployed_on_or_after`` inclusive;
+- ``valid_from`` is inclusive, ``valid_until`` exclusive: a rule "until 2018-08-01"
+  lapses on 2018-08-01.
+
+Unknown device facts fail closed: a rule that limits by region or deployment date
+never *allows* a device whose region or deployment date is unknown, but it does
+*block* one.
+
+Amendments never rewrite history: the rule as in force on a day is the original with
+every amendment whose ``effective_from`` is on or before that day applied in order of
+``(effective_from, sequence)``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from patchline.errors import InvalidAmendmentError, InvalidRuleError
+from patchline.wire.release import NAME_PATTERN, REGION_PATTERN, UpdateClass
+
+MAX_TITLE = 200
+MAX_NOTE = 4096
+
+
+class Effect(enum.StrEnum):
+    """What a rule does to the updates it covers."""
+
+    ALLOW = "allow"
+    BLOCK = "block"
+
+
+class RuleStatus(enum.StrEnum):
+    """Where a day falls in a rule's validity window."""
+
+    IN_FORCE = "in-force"
+    NOT_YET_IN_FORCE = "not-yet-in-force"
+    LAPSED = "lapsed"
+
+
+class _FieldProblem(Exception):
+    """A value does not fit a field; turned into InvalidRuleError naming the field."""
+
+
+@dataclass(frozen=True)
+class ScopeCheck:
+    """Whether a rule covers one device and release, and why not when it does not."""
+
+    applies: bool
+    #: Device facts outside the rule's scope, as clauses ("region KP is excluded").
+    device_mismatches: tuple[str, ...] = ()
+    #: Release facts outside the rule's scope ("update class functional is not among ...").
+    release_mismatches: tuple[str, ...] = ()
+    #: Facts the rule limits but the device did not report ("deployment date unknown").
+    unknowns: tuple[str, ...] = ()
+
+    @property
+    def mismatches(self) -> tuple[str, ...]:
+        """Every fact outside the rule's scope, release facts first."""
+        return self.release_mismatches + self.device_mismatches
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rule:
+    """One delivery rule; validated (and normalised) on construction.
+
+    Empty ``update_classes``, ``models``, ``regions_allowed`` mean "all"; ``None`` dates
+    mean "no limit". Strings are accepted where enums or dates are expected.
+    """
+
+    id: str
+    effect: Effect
+    title: str = ""
+    priority: int = 0
+    update_classes: frozenset[UpdateClass] = frozenset()
+    models: frozenset[str] = frozenset()
+    regions_allowed: frozenset[str] = frozenset()
+    regions_excluded: frozenset[str] = frozenset()
+    deployed_before: date | None = None
+    deployed_on_or_after: date | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        rule_id = _parse_field(self, "id", self.id)
+        for name in FIELDS:
+            object.__setattr__(self, name, _parse_field(self, name, getattr(self, name), rule_id))
+        overlap = self.regions_allowed & self.regions_excluded
+        if overlap:
+            raise _invalid(
+                rule_id,
+                "regions_excluded",
+                f"regions {', '.join(sorted(overlap))} are both allowed and excluded",
+            )
+        before, after = self.deployed_before, self.deployed_on_or_after
+        if before is not None and after is not None and after >= before:
+            raise _invalid(
+                rule_id,
+                "deployed_on_or_after",
+                f"{after.isoformat()} is not before deployed_before {before.isoformat()}; "
+                "no device could match",
+            )
+        start, end = self.valid_from, self.valid_until
+        if start is not None and end is not None and start >= end:
+            raise _invalid(
+                rule_id,
+                "valid_until",
+                f"{end.isoformat()} is not after valid_from {start.isoformat()}; "
+                "the rule would never be in force",
+            )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Rule:
+        """Read a rule's JSON form; raise InvalidRuleError naming the field at fault."""
+        if not isinstance(data, Mapping):
+            raise InvalidRuleError("a rule must be a JSON object")
+        rule_id = data.get("id")
+        label = rule_id if isinstance(rule_id, str) else "?"
+        unknown = sorted(set(data) - set(FIELDS))
+        if unknown:
+            raise _invalid(label, unknown[0], "is not a rule field", hint=_FIELDS_HINT)
+        for required in ("id", "effect"):
+            if data.get(required) is None:
+                raise _invalid(label, required, "is required")
+        return cls(**dict(data))
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form (``from_json`` reads it back to an equal rule)."""
+        return {name: _SERIALIZERS[name](getattr(self, name)) for name in FIELDS}
+
+    def status_on(self, day: date) -> RuleStatus:
+        """Return whether ``day`` is before, inside or after the validity window."""
+        if self.valid_from is not None and day < self.valid_from:
+            return RuleStatus.NOT_YET_IN_FORCE
+        if self.valid_until is not None and day >= self.valid_until:
+            return RuleStatus.LAPSED
+        return RuleStatus.IN_FORCE
+
+    def status_sentence(self, day: date) -> str:
+        """Say in words whether the rule is in force on ``day``."""
+        status = self.status_on(day)
+        if status is RuleStatus.LAPSED:
+            assert self.valid_until is not None
+            return f"rule {self.id} lapsed on {self.valid_until.isoformat()}"
+        if status is RuleStatus.NOT_YET_IN_FORCE:
+            assert self.valid_from is not None
+            return f"rule {self.id} is not yet in force; it starts on {self.valid_from.isoformat()}"
+        return f"rule {self.id} is in force"
+
+    def scope(
+        self,
+        *,
+        model: str,
+        update_class: UpdateClass,
+        region: str | None,
+        deployed_on: date | None,
+    ) -> ScopeCheck:
+        """Return whether this rule covers a device and release, ignoring the date.
+
+        A limit on a fact the device did not report (region, deployment date) makes an
+        allow rule not apply and a block rule apply.
+        """
+        release: list[str] = []
+        mismatches: list[str] = []
+        unknowns: list[str] = []
+        if self.models and model not in self.models:
+            release.append(f"model {model} is not among {_join(self.models)}")
+        if self.update_classes and update_class not in self.update_classes:
+            release.append(
+                f"update class {update_class.value} is not among {_classes(self.update_classes)}"
+            )
+        code = region.upper() if region else None
+        if self.regions_allowed or self.regions_excluded:
+            if code is None:
+                unknowns.append("region unknown")
+            elif self.regions_allowed and code not in self.regions_allowed:
+                mismatches.append(f"region {code} is not among {_join(self.regions_allowed)}")
+            elif code in self.regions_excluded:
+                mismatches.append(f"region {code} is excluded")
+        if self.deployed_before is not None or self.deployed_on_or_after is not None:
+            if deployed_on is None:
+                unknowns.append("deployment date unknown")
+            else:
+                if self.deployed_before is not None and deployed_on >= self.deployed_before:
+                    mismatches.append(
+                        f"deployed {deployed_on.isoformat()}, not before "
+                        f"{self.deployed_before.isoformat()}"
+                    )
+                if (
+                    self.deployed_on_or_after is not None
+                    and deployed_on < self.deployed_on_or_after
+                ):
+                    mismatches.append(
+                        f"deployed {deployed_on.isoformat()}, before "
+                        f"{self.deployed_on_or_after.isoformat()}"
+                    )
+        applies = not release and not mismatches and (not unknowns or self.effect is Effect.BLOCK)
+        return ScopeCheck(applies, tuple(mismatches), tuple(release), tuple(unknowns))
+
+    def describe(self) -> str:
+        """Say what the rule does, in one sentence a compliance officer can check.
+
+        For example "rule L-2018-07 (priority 200) allows security updates to devices
+        deployed before 2018-04-15 outside KP from 2018-07-02 until 2018-08-01".
+        """
+        verb = "allows" if self.effect is Effect.ALLOW else "blocks"
+        what = f"{_classes(self.update_classes)} updates" if self.update_classes else "all updates"
+        parts = [f"rule {self.id} (priority {self.priority}) {verb} {what}"]
+        if self.models:
+            noun = "model" if len(self.models) == 1 else "models"
+            parts.append(f"for {noun} {_join(self.models)}")
+        before, after = self.deployed_before, self.deployed_on_or_after
+        if after is not None and before is not None:
+            parts.append(
+                f"to devices deployed on or after {after.isoformat()} and before "
+                f"{before.isoformat()}"
+            )
+        elif before is not None:
+            parts.append(f"to devices deployed before {before.isoformat()}")
+        elif after is not None:
+            parts.append(f"to devices deployed on or after {after.isoformat()}")
+        if self.regions_allowed:
+            parts.append(f"in {_join(self.regions_allowed)}")
+        if self.regions_excluded:
+            parts.append(f"outside {_join(self.regions_excluded)}")
+        start, end = self.valid_from, self.valid_until
+        if start is not None and end is not None:
+            parts.append(f"from {start.isoformat()} until {end.isoformat()}")
+        elif start is not None:
+            parts.append(f"since {start.isoformat()}")
+        elif end is not None:
+            parts.append(f"until {end.isoformat()}")
+        return " ".join(parts)
+
+
+FIELDS: tuple[str, ...] = (
+    "id",
+    "title",
+    "effect",
+    "priority",
+    "update_classes",
+    "models",
+    "regions_allowed",
+    "regions_excluded",
+    "deployed_before",
+    "deployed_on_or_after",
+    "valid_from",
+    "valid_until",
+    "note",
+)
+_FIELDS_HINT = "rule fields are: " + ", ".join(FIELDS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Amendment:
+    """A change to one rule that takes effect on ``effective_from`` (inclusive).
+
+    ``changes`` maps rule fields (any but ``id``) to new values; they are validated on
+    construction and kept in their JSON form. ``sequence`` orders amendments that take
+    effect on the same day (the store's row id).
+    """
+
+    rule_id: str
+    effective_from: date
+    changes: Mapping[str, Any] = field(hash=False)
+    note: str = ""
+    sequence: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rule_id, str) or not NAME_PATTERN.match(self.rule_id):
+            raise InvalidAmendmentError(f"amendment: rule_id {self.rule_id!r} is not a rule id")
+        where = f"amendment of rule {self.rule_id}"
+        try:
+            effective = _date(self.effective_from)
+        except _FieldProblem as problem:
+            raise InvalidAmendmentError(f"{where}: field 'effective_from' {problem}") from None
+        if effective is None:
+            raise InvalidAmendmentError(f"{where}: field 'effective_from' is required")
+        object.__setattr__(self, "effective_from", effective)
+        where = f"{where} effective {effective.isoformat()}"
+        if not isinstance(self.changes, Mapping) or not self.changes:
+            raise InvalidAmendmentError(f"{where}: changes must be a non-empty object")
+        normalised: dict[str, Any] = {}
+        for name, value in self.changes.items():
+            if name == "id":
+                raise InvalidAmendmentError(
+                    f"{where}: an amendment cannot change a rule's id",
+                    hint="write a new rule instead, and let this one lapse",
+                )
+            if name not in _PARSERS:
+                raise InvalidAmendmentError(
+                    f"{where}: field {name!r} is not a rule field", hint=_FIELDS_HINT
+                )
+            try:
+                normalised[name] = _SERIALIZERS[name](_PARSERS[name](value))
+            except _FieldProblem as problem:
+                raise InvalidAmendmentError(f"{where}: field {name!r} {problem}") from None
+        object.__setattr__(self, "changes", normalised)
+        if not isinstance(self.note, str) or len(self.note) > MAX_NOTE:
+            raise InvalidAmendmentError(f"{where}: note must be text of at most {MAX_NOTE} chars")
+        if not isinstance(self.sequence, int) or isinstance(self.sequence, bool):
+            raise InvalidAmendmentError(f"{where}: sequence must be an integer")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Amendment:
+        """Read an amendment's JSON form; raise InvalidAmendmentError naming the field."""
+        if not isinstance(data, Mapping):
+            raise InvalidAmendmentError("an amendment must be a JSON object")
+        allowed = {"rule_id", "effective_from", "changes", "note", "sequence"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise InvalidAmendmentError(f"amendment: field {unknown[0]!r} is not known")
+        for required in ("rule_id", "effective_from", "changes"):
+            if data.get(required) is None:
+                raise InvalidAmendmentError(f"amendment: field {required!r} is required")
+        return cls(**dict(data))
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form (``from_json`` reads it back to an equal amendment)."""
+        return {
+            "rule_id": self.rule_id,
+            "effective_from": self.effective_from.isoformat(),
+            "changes": dict(self.changes),
+            "note": self.note,
+            "sequence": self.sequence,
+        }
+
+    def apply_to(self, rule: Rule) -> Rule:
+        """Return ``rule`` with these changes; raise InvalidAmendmentError if that is invalid."""
+        if rule.id != self.rule_id:
+            raise InvalidAmendmentError(
+                f"amendment of rule {self.rule_id} cannot be applied to rule {rule.id}"
+            )
+        try:
+            return Rule.from_json({**rule.to_json(), **self.changes})
+        except InvalidRuleError as error:
+            raise InvalidAmendmentError(
+                f"amendment of rule {self.rule_id} effective {self.effective_from.isoformat()} "
+                f"leaves it invalid: {error.message}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class RuleVersion:
+    """The rule as it reads from ``effective_from`` on (``None``: as first written)."""
+
+    effective_from: date | None
+    rule: Rule
+    amendment: Amendment | None = None
+
+
+def amendments_of(rule_id: str, amendments: Iterable[Amendment]) -> list[Amendment]:
+    """Return the amendments of one rule in the order they apply."""
+    own = [a for a in amendments if a.rule_id == rule_id]
+    return sorted(own, key=lambda a: (a.effective_from, a.sequence))
+
+
+def rule_history(rule: Rule, amendments: Iterable[Amendment]) -> tuple[RuleVersion, ...]:
+    """Return every version of ``rule``, oldest first; amendments of other rules are ignored.
+
+    Raises InvalidAmendmentError at the first amendment that would leave the rule
+    invalid, so a store can call it before accepting a new amendment.
+    """
+    versions = [RuleVersion(None, rule)]
+    for amendment in amendments_of(rule.id, amendments):
+        versions.append(
+            RuleVersion(amendment.effective_from, amendment.apply_to(versions[-1].rule), amendment)
+        )
+    return tuple(versions)
+
+
+def rule_on(rule: Rule, amendments: Iterable[Amendment], day: date) -> Rule:
+    """Return the rule as in force on ``day``: amendments effective on or before it applied.
+
+    Amendments of other rules are ignored; later amendments are not read, so they
+    cannot change what the rule said on ``day``.
+    """
+    current = rule
+    for amendment in amendments_of(rule.id, amendments):
+        if amendment.effective_from > day:
+            break
+        current = amendment.apply_to(current)
+    return current
+
+
+# --- field parsing ----------------------------------------------------------------
+
+
+def _invalid(rule_id: str, name: str, problem: str, *, hint: str | None = None) -> InvalidRuleError:
+    return InvalidRuleError(f"rule {rule_id}: field {name!r} {problem}", hint=hint)
+
+
+def _parse_field(rule: Rule, name: str, value: object, rule_id: str | None = None) -> Any:
+    try:
+        return _PARSERS[name](value)
+    except _FieldProblem as problem:
+        label = rule_id if rule_id is not None else repr(value)
+        raise _invalid(label, name, str(problem)) from None
+
+
+def _text(limit: int) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        if not isinstance(value, str):
+            raise _FieldProblem("must be text")
+        if len(value) > limit:
+            raise _FieldProblem(f"is longer than {limit} characters")
+        return value
+
+    return parse
+
+
+def _slug(value: object) -> str:
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        raise _FieldProblem(
+            f"{value!r} is not a valid id: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _effect(value: object) -> Effect:
+    try:
+        return Effect(str(value))
+    except ValueError:
+        raise _FieldProblem(f"{value!r} is not 'allow' or 'block'") from None
+
+
+def _priority(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _FieldProblem(f"{value!r} is not an integer")
+    return value
+
+
+def _items(value: object) -> list[object]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise _FieldProblem("must be a list")
+    return list(value)
+
+
+def _update_classes(value: object) -> frozenset[UpdateClass]:
+    classes: set[UpdateClass] = set()
+    for item in _items(value):
+        try:
+            classes.add(UpdateClass(str(item)))
+        except ValueError:
+            known = ", ".join(c.value for c in UpdateClass)
+            raise _FieldProblem(f"{item!r} is not an update class ({known})") from None
+    return frozenset(classes)
+
+
+def _models(value: object) -> frozenset[str]:
+    models: set[str] = set()
+    for item in _items(value):
+        if not isinstance(item, str) or not NAME_PATTERN.match(item):
+            raise _FieldProblem(f"{item!r} is not a model name")
+        models.add(item)
+    return frozenset(models)
+
+
+def _regions(value: object) -> frozenset[str]:
+    regions: set[str] = set()
+    for item in _items(value):
+        code = item.strip().upper() if isinstance(item, str) else None
+        if code is None or not REGION_PATTERN.match(code):
+            raise _FieldProblem(f"{item!r} is not a region code such as DE, US or EU")
+        regions.add(code)
+    return frozenset(regions)
+
+
+def _date(value: object) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, date) and type(value) is date:
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise _FieldProblem(f"{value!r} is not a date (YYYY-MM-DD)")
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _sorted_classes(value: frozenset[UpdateClass]) -> list[str]:
+    return [c.value for c in UpdateClass if c in value]
+
+
+_PARSERS: dict[str, Callable[[object], Any]] = {
+    "id": _slug,
+    "title": _text(MAX_TITLE),
+    "effect": _effect,
+    "priority": _priority,
+    "update_classes": _update_classes,
+    "models": _models,
+    "regions_allowed": _regions,
+    "regions_excluded": _regions,
+    "deployed_before": _date,
+    "deployed_on_or_after": _date,
+    "valid_from": _date,
+    "valid_until": _date,
+    "note": _text(MAX_NOTE),
+}
+
+_SERIALIZERS: dict[str, Callable[[Any], Any]] = {
+    "id": str,
+    "title": str,
+    "effect": lambda v: v.value,
+    "priority": int,
+    "update_classes": _sorted_classes,
+    "models": sorted,
+    "regions_allowed": sorted,
+    "regions_excluded": sorted,
+    "deployed_before": _iso,
+    "deployed_on_or_after": _iso,
+    "valid_from": _iso,
+    "valid_until": _iso,
+    "note": str,
+}
+
+
+def _join(values: Iterable[str]) -> str:
+    return ", ".join(sorted(values))
+
+
+def _classes(classes: frozenset[UpdateClass]) -> str:
+    names = _sorted_classes(classes)
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
