@@ -26,7 +26,9 @@ from patchline.store.models import AuditEntry
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def records(n: int, start: datetime = T0, step: timedelta = timedelta(minutes=1)) -> list[AuditRecord]:
+def records(
+    n: int, start: datetime = T0, step: timedelta = timedelta(minutes=1)
+) -> list[AuditRecord]:
     """``n`` distinct decision records, one ``step`` apart."""
     return [
         AuditRecord(
@@ -99,9 +101,14 @@ def test_later_transactions_continue_the_same_chain(db: Database) -> None:
 
 def test_rolled_back_append_leaves_chain_and_head_as_they_were(db: Database) -> None:
     fill(db, 2)
-    with pytest.raises(RuntimeError), db.transaction() as session:
-        append(session, records(5))
-        raise RuntimeError("the caller's work failed")
+
+    def fails_after_appending() -> None:
+        with db.transaction() as session:
+            append(session, records(5))
+            raise RuntimeError("the caller's work failed")
+
+    with pytest.raises(RuntimeError):
+        fails_after_appending()
     with db.transaction() as session:
         head = read_head(session)
         count = session.scalar(select(func.count()).select_from(AuditEntry))
@@ -168,7 +175,7 @@ def test_shifting_text_between_fields_changes_the_hash() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
-        ({"at": datetime(2026, 3, 1)}, "no timezone"),  # noqa: DTZ001
+        ({"at": datetime(2026, 3, 1)}, "no timezone"),
         ({"kind": "Decision!"}, "lowercase word"),
         ({"actor": "x" * 129}, "longer than 128"),
         ({"subject": "a\x00b"}, "NUL"),
