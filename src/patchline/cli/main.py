@@ -18,6 +18,7 @@ from patchline.cli.keys import key
 from patchline.cli.models import model
 from patchline.cli.releases import release
 from patchline.cli.repo import init, repo
+from patchline.cli.serve import director, serve, token
 from patchline.errors import PatchlineError
 from patchline.settings import Settings
 
@@ -39,7 +40,7 @@ def cli(ctx: click.Context, home: Path) -> None:
     ctx.obj = CliContext(home=home, settings=settings, console=Console())
 
 
-for command in (init, repo, model, release, key, demo, agent, audit):
+for command in (init, repo, model, release, key, demo, agent, audit, serve, director, token):
     cli.add_command(command)
 
 

@@ -47,7 +47,6 @@ class Device(Base):
     enrolled_at: Mapped[datetime] = mapped_column(Stamp)
     # What the device reported at its last check-in.
     last_seen_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
-    checkins: Mapped[int] = mapped_column(BigInteger, default=0)
     build: Mapped[str] = mapped_column(String(64))
     build_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     security_patch_level: Mapped[date] = mapped_column(Date)
@@ -175,3 +174,13 @@ class ApiToken(Base):
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(Stamp)
     revoked_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+
+
+class CatalogVersion(Base):
+    """Bumped by every change to releases or rules, so each server process knows when to
+    reload its cached catalog (one tiny read a second, not one per request)."""
+
+    __tablename__ = "catalog_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 12:01:47.800524
+Create Date: 2026-11-25 12:03:35.108926
 """
 
 from __future__ import annotations
@@ -53,6 +53,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
+        "catalog_version",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
         "devices",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("model", sa.String(length=64), nullable=False),
@@ -64,7 +70,6 @@ def upgrade() -> None:
         sa.Column("credential_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("enrolled_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("checkins", sa.BigInteger(), nullable=False),
         sa.Column("build", sa.String(length=64), nullable=False),
         sa.Column("build_sha256", sa.String(length=64), nullable=True),
         sa.Column("security_patch_level", sa.Date(), nullable=False),
@@ -187,6 +192,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_devices_build")
 
     op.drop_table("devices")
+    op.drop_table("catalog_version")
     op.drop_table("audit_head")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_at")

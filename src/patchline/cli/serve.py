@@ -1,0 +1,81 @@
+"""``patchline serve``, ``patchline director init`` and ``patchline token``."""
+
+from __future__ import annotations
+
+import click
+import uvicorn
+
+from patchline.cli.context import CliContext, pass_cli
+from patchline.policy.director_identity import create_director, director_root_path
+from patchline.server.app import create_app
+from patchline.server.auth import Role, create_token, revoke_token
+from patchline.server.config import ServerSettings
+from patchline.store.db import Database
+from patchline.store.migrate import upgrade
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--log-level", default="warning", show_default=True)
+@pass_cli
+def serve(cli: CliContext, host: str, port: int, log_level: str) -> None:
+    """Run the update server (device API, management API, repository files)."""
+    settings = ServerSettings.from_env(cli.home.absolute(), host, port)
+    app = create_app(settings)
+    cli.console.print(f"Patchline server on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@click.group()
+def director() -> None:
+    """The director's keys: the trust root of per-device decisions."""
+
+
+@director.command("init")
+@pass_cli
+def director_init(cli: CliContext) -> None:
+    """Create the director's keys and root (devices ship with it)."""
+    create_director(cli.open_repository())
+    cli.console.print(f"Director root written to {director_root_path(cli.home)}.")
+
+
+@click.group()
+def token() -> None:
+    """Management API tokens."""
+
+
+def _database(cli: CliContext) -> Database:
+    settings = ServerSettings.from_env(cli.home.absolute(), "127.0.0.1", 8000)
+    db = Database.connect(settings.database_url)
+    upgrade(db)
+    return db
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@pass_cli
+def token_create(cli: CliContext, name: str, role: str) -> None:
+    """Create a token NAME with ROLE; it is printed once."""
+    db = _database(cli)
+    from patchline.clock import SystemClock
+
+    with db.transaction() as session:
+        value = create_token(session, name, Role(role), SystemClock().now())
+    db.dispose()
+    click.echo(value)
+
+
+@token.command("revoke")
+@click.argument("name")
+@pass_cli
+def token_revoke(cli: CliContext, name: str) -> None:
+    """Revoke token NAME."""
+    db = _database(cli)
+    from patchline.clock import SystemClock
+
+    with db.transaction() as session:
+        revoke_token(session, name, SystemClock().now())
+    db.dispose()
+    cli.console.print(f"Revoked {name}.")

@@ -1,0 +1,1 @@
+"""Devices and enrollment, install reports and reconciliation, fleet queries."""

@@ -1,0 +1,66 @@
+"""Enrolling a device: its identity row and a fresh credential."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from patchline.errors import PatchlineError
+from patchline.fleet.credentials import hash_secret, new_device_id, new_secret
+from patchline.store.models import Device
+from patchline.wire.device_api import EnrollRequest
+
+
+class EnrollmentConflictError(PatchlineError):
+    """A device with this model and serial is enrolled with other hardware."""
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """The identity handed back to the device; ``secret`` is shown only this once."""
+
+    device_id: str
+    secret: str
+    re_enrolled: bool
+
+    @property
+    def credential(self) -> str:
+        """The bearer credential the device presents: ``<device_id>.<secret>``."""
+        return f"{self.device_id}.{self.secret}"
+
+
+def enroll(session: Session, request: EnrollRequest, now: datetime) -> Enrollment:
+    """Create the device, or re-issue the credential of the same hardware (factory reset).
+
+    Raises EnrollmentConflictError when the model and serial belong to other hardware.
+    """
+    existing = session.scalars(
+        select(Device).where(Device.model == request.model, Device.serial == request.serial)
+    ).one_or_none()
+    secret = new_secret()
+    if existing is not None:
+        if existing.hardware_id != request.hardware_id:
+            raise EnrollmentConflictError(
+                f"serial {request.serial} of model {request.model} is enrolled with other hardware",
+                hint="check the serial; a replaced board must be re-registered by an admin",
+            )
+        existing.credential_hash = hash_secret(secret)
+        return Enrollment(existing.id, secret, re_enrolled=True)
+    device = Device(
+        id=new_device_id(),
+        model=request.model,
+        serial=request.serial,
+        hardware_id=request.hardware_id,
+        region=request.region,
+        carrier=request.carrier,
+        deployed_on=date.fromisoformat(request.deployed_on),
+        credential_hash=hash_secret(secret),
+        enrolled_at=now,
+        build=request.build,
+        security_patch_level=date.fromisoformat(request.security_patch_level),
+    )
+    session.add(device)
+    return Enrollment(device.id, secret, re_enrolled=False)

@@ -1,0 +1,88 @@
+"""The director's working set: releases and rules read from the database, cached.
+
+Each server process holds one Catalog and reloads it when the shared catalog version
+changes (a release synced, a rule written or amended, an offer setting edited).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from patchline.policy.facts import DeltaFacts, ReleaseFacts
+from patchline.policy.releases_sync import catalog_version
+from patchline.policy.rules import Amendment, Rule
+from patchline.store.models import Policy, PolicyAmendment, Release
+from patchline.wire.release import Eligibility, UpdateClass
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Releases by model, rules and amendments, at one catalog version."""
+
+    version: int = -1
+    releases: dict[str, tuple[ReleaseFacts, ...]] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    amendments: tuple[Amendment, ...] = ()
+
+    def releases_of(self, model: str) -> tuple[ReleaseFacts, ...]:
+        """The full-image releases of one model (with their deltas)."""
+        return self.releases.get(model, ())
+
+
+def load_catalog(session: Session) -> Catalog:
+    """Read every release, delta, rule and amendment into a Catalog."""
+    version = catalog_version(session)
+    deltas: dict[str, list[DeltaFacts]] = defaultdict(list)
+    fulls: list[Release] = []
+    for row in session.scalars(select(Release)):
+        if row.kind == "delta" and row.full_target and row.source_build and row.source_sha256:
+            deltas[row.full_target].append(
+                DeltaFacts(
+                    target_path=row.target_path,
+                    source_build=row.source_build,
+                    source_sha256=row.source_sha256,
+                    length=row.length,
+                    sha256=row.sha256,
+                )
+            )
+        elif row.kind == "full":
+            fulls.append(row)
+    releases: dict[str, list[ReleaseFacts]] = defaultdict(list)
+    for row in fulls:
+        releases[row.model].append(
+            ReleaseFacts(
+                target_path=row.target_path,
+                model=row.model,
+                build=row.build,
+                length=row.length,
+                sha256=row.sha256,
+                security_patch_level=row.security_patch_level or date.min,
+                update_class=UpdateClass(row.update_class or "functional"),
+                eligibility=Eligibility.from_json(row.eligibility or {}),
+                min_battery_percent=row.min_battery_percent,
+                allowed_networks=frozenset(row.allowed_networks or ()),
+                deltas=tuple(deltas.get(row.target_path, ())),
+            )
+        )
+    rules = tuple(Rule.from_json(p.body) for p in session.scalars(select(Policy)))
+    amendments = tuple(
+        Amendment(
+            rule_id=a.policy_id,
+            effective_from=a.effective_from,
+            changes=a.changes,
+            note=a.note,
+            sequence=a.id,
+        )
+        for a in session.scalars(select(PolicyAmendment).order_by(PolicyAmendment.id))
+    )
+    return Catalog(
+        version=version,
+        releases={model: tuple(items) for model, items in releases.items()},
+        rules=rules,
+        amendments=amendments,
+    )

@@ -1,0 +1,163 @@
+"""The director: a decision per device, cached per cohort, signed per device, cached
+while it does not change.
+
+Decisions depend only on a device's cohort (model, build and hash, patch level,
+region, deployment date, phone state, the day) and the catalog, so they are computed
+once per cohort. The signed answer names the device (Uptane), so it is signed per
+device, but only when the device's decision changes or half its validity has passed:
+a steady fleet polling costs no signatures.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from securesystemslib.signer import Signer
+from tuf.api.metadata import TargetFile
+from tuf.api.serialization.json import JSONSerializer
+
+from patchline.policy.catalog import Catalog
+from patchline.policy.decide import Action as DecisionAction
+from patchline.policy.decide import Decision, cohort_key, decide, decision_digest
+from patchline.policy.facts import DeviceFacts
+from patchline.wire.director import Action, sign_decision
+
+K = TypeVar("K")
+V = TypeVar("V")
+_COMPACT = JSONSerializer(compact=True)
+
+
+class BoundedCache(Generic[K, V]):
+    """A dict that forgets its least recently used entries past ``size``."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        """The value for ``key``, marking it recently used; None when absent."""
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        """Store ``value``; drop the oldest entry when full."""
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+    def forget(self, key: K) -> None:
+        """Drop one entry if present."""
+        self._data.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@dataclass
+class SignedAnswer:
+    """A device's signed decision, kept while the decision holds."""
+
+    digest: str
+    body: bytes
+    version: int
+    expires: datetime
+    signed_at: datetime
+
+
+class Director:
+    """Decides and signs; holds the catalog and the caches of one server process."""
+
+    def __init__(
+        self,
+        signer: Signer,
+        *,
+        mirrors: list[str],
+        poll_after_seconds: int,
+        validity: timedelta,
+        cohort_cache_size: int = 100_000,
+        answer_cache_size: int = 500_000,
+    ) -> None:
+        self._signer = signer
+        self._validity = validity
+        self._tail = (
+            b',"mirrors":'
+            + json.dumps(mirrors).encode()
+            + b',"poll_after_seconds":'
+            + str(poll_after_seconds).encode()
+            + b"}"
+        )
+        self.catalog = Catalog()
+        self._decisions: BoundedCache[Any, tuple[Decision, str]] = BoundedCache(cohort_cache_size)
+        self._answers: BoundedCache[str, SignedAnswer] = BoundedCache(answer_cache_size)
+        self.signatures = 0
+
+    def use_catalog(self, catalog: Catalog) -> None:
+        """Switch to a new catalog; cached decisions of the old one are dropped."""
+        self.catalog = catalog
+        self._decisions.clear()
+
+    def decide(self, facts: DeviceFacts, now: datetime) -> tuple[Decision, str]:
+        """The decision for ``facts`` today and its digest, from the cohort cache."""
+        day = now.date()
+        key = (self.catalog.version, cohort_key(facts, day))
+        cached = self._decisions.get(key)
+        if cached is not None:
+            return cached
+        decision = decide(
+            facts,
+            self.catalog.releases_of(facts.model),
+            self.catalog.rules,
+            self.catalog.amendments,
+            day,
+        )
+        result = (decision, decision_digest(decision))
+        self._decisions.put(key, result)
+        return result
+
+    def answer(self, device_id: str, decision: Decision, digest: str, now: datetime) -> bytes:
+        """The CheckInAnswer body for ``device_id``: signed now, or from the answer cache."""
+        cached = self._answers.get(device_id)
+        if (
+            cached is not None
+            and cached.digest == digest
+            and now - cached.signed_at < self._validity / 2
+        ):
+            return cached.body
+        version = int(now.timestamp())
+        if cached is not None and version <= cached.version:
+            version = cached.version + 1
+        expires = now.replace(microsecond=0) + self._validity
+        target = None
+        if (
+            decision.action is DecisionAction.INSTALL
+            and decision.target_path is not None
+            and decision.length is not None
+            and decision.sha256 is not None
+        ):
+            target = TargetFile(decision.length, {"sha256": decision.sha256}, decision.target_path)
+        md = sign_decision(
+            self._signer,
+            device_id=device_id,
+            action=Action.INSTALL if target is not None else Action.NONE,
+            reasons=list(decision.reasons),
+            version=version,
+            expires=expires,
+            target=target,
+            full_target=decision.full_target_path if decision.is_delta else None,
+            extra={"waiting": decision.action is DecisionAction.WAIT},
+        )
+        self.signatures += 1
+        body = b'{"director":' + md.to_bytes(_COMPACT) + self._tail
+        self._answers.put(device_id, SignedAnswer(digest, body, version, expires, now))
+        return body

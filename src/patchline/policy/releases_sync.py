@@ -1,0 +1,124 @@
+"""Copying the image repository's signed targets into the releases table.
+
+The repository's public tree is the truth about what is signed; the server keeps a
+row per target so the director and the management API can query them. Rows are only
+added (a published target never changes); offer settings on a row are the server's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from patchline.policy.audit import AuditRecord, append
+from patchline.repository.state import RepositoryState
+from patchline.store.models import CatalogVersion, Release
+from patchline.wire.device_api import Network
+from patchline.wire.release import DeltaTargetInfo, InvalidReleaseInfo, ReleaseInfo
+
+DEFAULT_NETWORKS = [n.value for n in Network if n is not Network.OFFLINE]
+
+
+def bump_catalog(session: Session) -> None:
+    """Tell every server process to reload releases and rules."""
+    changed = session.execute(
+        update(CatalogVersion)
+        .where(CatalogVersion.id == 1)
+        .values(version=CatalogVersion.version + 1)
+    )
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                pg_insert(CatalogVersion)
+                .values(id=1, version=1)
+                .on_conflict_do_update(
+                    index_elements=["id"], set_={"version": CatalogVersion.version + 1}
+                )
+            )
+        else:
+            session.add(CatalogVersion(id=1, version=1))
+            session.flush()
+
+
+def catalog_version(session: Session) -> int:
+    """The current catalog version (0 before any change)."""
+    value = session.scalar(select(CatalogVersion.version).where(CatalogVersion.id == 1))
+    return int(value or 0)
+
+
+def _rows_of(state: RepositoryState, now: datetime) -> Iterable[dict[str, Any]]:
+    for role in state.delegated_roles():
+        for path, target in state.delegated(role).signed.targets.items():
+            base = {
+                "target_path": path,
+                "length": target.length,
+                "sha256": target.hashes.get("sha256", ""),
+                "published_at": now,
+                "min_battery_percent": 20,
+                "allowed_networks": DEFAULT_NETWORKS,
+            }
+            kind = target.custom.get("kind") if isinstance(target.custom, dict) else None
+            try:
+                if kind == "full":
+                    info = ReleaseInfo.from_custom(target.custom)
+                    yield {
+                        **base,
+                        "kind": "full",
+                        "model": info.model,
+                        "build": info.build,
+                        "security_patch_level": info.security_patch_level,
+                        "update_class": info.update_class.value,
+                        "build_time": info.build_time,
+                        "eligibility": info.eligibility.to_json(),
+                        "notes": info.notes,
+                    }
+                elif kind == "delta":
+                    delta = DeltaTargetInfo.from_custom(target.custom)
+                    yield {
+                        **base,
+                        "kind": "delta",
+                        "model": delta.model,
+                        "build": delta.build,
+                        "source_build": delta.source_build,
+                        "source_sha256": delta.source_sha256,
+                        "full_target": delta.full_target,
+                        "eligibility": {},
+                    }
+            except InvalidReleaseInfo:
+                continue  # not a Patchline target: nothing to offer
+
+
+def sync_releases(session: Session, state: RepositoryState, now: datetime) -> list[str]:
+    """Add a row for every signed target not yet known; return the new target paths."""
+    known = set(session.scalars(select(Release.target_path)))
+    new = [row for row in _rows_of(state, now) if row["target_path"] not in known]
+    if not new:
+        return []
+    session.execute(insert(Release), new)
+    append(
+        session,
+        [
+            AuditRecord(
+                at=now,
+                kind="release",
+                actor="repository",
+                subject=row["target_path"],
+                payload={
+                    "model": row["model"],
+                    "build": row["build"],
+                    "kind": row["kind"],
+                    "sha256": row["sha256"],
+                    "length": row["length"],
+                    "update_class": row.get("update_class"),
+                },
+            )
+            for row in new
+        ],
+    )
+    bump_catalog(session)
+    return [row["target_path"] for row in new]

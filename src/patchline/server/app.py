@@ -1,0 +1,120 @@
+"""The server application: device API, management API, repository files, health, metrics."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from patchline import __version__
+from patchline.clock import Clock, SystemClock
+from patchline.errors import PatchlineError
+from patchline.policy.director import BoundedCache, Director
+from patchline.policy.director_identity import director_signer, load_director_root
+from patchline.repository.layout import RepositoryLayout
+from patchline.repository.publisher import Repository
+from patchline.server.asgi_io import Receive, Scope, Send
+from patchline.server.config import ServerSettings
+from patchline.server.device_api import DeviceApi
+from patchline.server.http_errors import status_for
+from patchline.server.management_api import router
+from patchline.server.runtime import Runtime
+from patchline.server.writer import BatchWriter
+from patchline.store.db import Database
+from patchline.store.migrate import upgrade
+
+
+def build_runtime(settings: ServerSettings, clock: Clock | None = None) -> Runtime:
+    """Open the database (migrating it), the director key, and the writer."""
+    clock = clock or SystemClock()
+    db = Database.connect(settings.database_url)
+    upgrade(db)
+    repo = Repository.open(settings.home, clock=clock)
+    root = load_director_root(settings.home)
+    director = Director(
+        director_signer(repo, root),
+        mirrors=list(settings.mirrors),
+        poll_after_seconds=settings.poll_after_seconds,
+        validity=settings.answer_validity,
+    )
+    writer = BatchWriter(db, max_delay=settings.writer_max_delay)
+    return Runtime(
+        settings=settings,
+        db=db,
+        clock=clock,
+        director=director,
+        writer=writer,
+        devices=BoundedCache(settings.device_cache_size),
+    )
+
+
+class PatchlineApp:
+    """ASGI entry: ``/v1/*`` goes to the device API, everything else to FastAPI."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.devices = DeviceApi(runtime)
+        self.management = _management_app(runtime)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch one ASGI event."""
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await self.devices(scope, receive, send)
+            return
+        await self.management(scope, receive, send)
+
+
+def _management_app(rt: Runtime) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app = FastAPI(
+        title="Patchline",
+        version=__version__,
+        description="Management API of the Patchline update server. Device API: /v1.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.include_router(router)
+
+    @app.exception_handler(PatchlineError)
+    async def patchline_error(_request: Request, exc: PatchlineError) -> JSONResponse:
+        body: dict[str, Any] = {"detail": exc.message}
+        if exc.hint:
+            body["hint"] = exc.hint
+        return JSONResponse(body, status_code=status_for(exc))
+
+    @app.get("/healthz", tags=["service"])
+    async def health() -> dict[str, Any]:
+        """Liveness and the state of the writer and catalog."""
+        stats = rt.writer.stats
+        return {
+            "ok": stats.failures == 0 or stats.batches > 0,
+            "catalog_version": rt.director.catalog.version,
+            "writer": {"batches": stats.batches, "failures": stats.failures},
+        }
+
+    @app.get("/metrics", tags=["service"])
+    async def metrics() -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    layout = RepositoryLayout(rt.settings.home)
+    if rt.settings.serve_repository and layout.public_dir.is_dir():
+        app.mount("/repository", StaticFiles(directory=layout.public_dir), name="repository")
+    return app
+
+
+def create_app(settings: ServerSettings, clock: Clock | None = None) -> PatchlineApp:
+    """The whole server as one ASGI application."""
+    return PatchlineApp(build_runtime(settings, clock))

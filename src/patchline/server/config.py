@@ -1,0 +1,68 @@
+"""The server's settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from patchline.errors import ConfigError
+from patchline.store.db import default_url
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What ``patchline serve`` needs.
+
+    ``PATCHLINE_DATABASE_URL``: default a SQLite file in the home directory.
+    ``PATCHLINE_ENROLLMENT_TOKEN``: devices present it to enroll; unset closes enrollment.
+    ``PATCHLINE_PUBLIC_URL``: the URL devices reach this server at.
+    ``PATCHLINE_MIRRORS``: comma-separated base URLs of image repositories handed to
+    devices, in order (default: this server's own ``/repository``).
+    ``PATCHLINE_SERVE_REPOSITORY``: ``1`` (default) serves the public tree at
+    ``/repository``; production puts nginx, a CDN or an object store there instead.
+    """
+
+    home: Path
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    enrollment_token: str | None = None
+    public_url: str = ""
+    mirrors: tuple[str, ...] = ()
+    serve_repository: bool = True
+    answer_validity: timedelta = timedelta(hours=24)
+    poll_after_seconds: int = 3600
+    last_seen_resolution: timedelta = timedelta(minutes=5)
+    device_cache_size: int = 500_000
+    catalog_poll_seconds: float = 1.0
+    writer_max_delay: float = 0.02
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(
+        cls, home: Path, host: str, port: int, environ: Mapping[str, str] | None = None
+    ) -> ServerSettings:
+        """Read the settings; ``home`` is the data directory (repository and SQLite file)."""
+        env = os.environ if environ is None else environ
+        public_url = env.get("PATCHLINE_PUBLIC_URL", f"http://{host}:{port}").rstrip("/")
+        mirrors_raw = env.get("PATCHLINE_MIRRORS", "")
+        mirrors = tuple(m.strip().rstrip("/") for m in mirrors_raw.split(",") if m.strip())
+        serve_repository = env.get("PATCHLINE_SERVE_REPOSITORY", "1") != "0"
+        if not mirrors and serve_repository:
+            mirrors = (f"{public_url}/repository",)
+        token = env.get("PATCHLINE_ENROLLMENT_TOKEN") or None
+        if token is not None and len(token) < 16:
+            raise ConfigError("PATCHLINE_ENROLLMENT_TOKEN must be at least 16 characters")
+        return cls(
+            home=home,
+            database_url=env.get("PATCHLINE_DATABASE_URL") or default_url(home),
+            host=host,
+            port=port,
+            enrollment_token=token,
+            public_url=public_url,
+            mirrors=mirrors,
+            serve_repository=serve_repository,
+        )

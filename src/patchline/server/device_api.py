@@ -1,0 +1,253 @@
+"""The device API (``/v1``): enroll, check in, report. Plain ASGI on the hot path.
+
+A check-in costs: a dictionary lookup and a sha256 to check the credential, a
+msgspec decode, a cohort-cached decision and a per-device cached signed answer. The
+database sees it only when the device is new to this process, when its reported facts
+changed (batched), or when its decision changed (batched, awaited so that the audit
+chain holds the decision before the device acts on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from patchline.fleet.credentials import secret_matches, split_credential
+from patchline.fleet.enrollment import EnrollmentConflictError, enroll
+from patchline.policy.audit import AuditRecord, append
+from patchline.policy.facts import DeviceFacts
+from patchline.server.asgi_io import (
+    BodyTooLarge,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_bytes,
+    send_error,
+)
+from patchline.server.devices_cache import DeviceEntry, load_device
+from patchline.server.writer import (
+    CheckInWrite,
+    DecisionChange,
+    ReportWrite,
+    Waiter,
+    facts_from_check_in,
+)
+from patchline.wire.device_api import (
+    MAX_BODY_BYTES,
+    CheckIn,
+    EnrollRequest,
+    EnrollResponse,
+    ReportAck,
+    ReportBatch,
+)
+
+if TYPE_CHECKING:
+    from patchline.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_CHECK_IN = msgspec.json.Decoder(CheckIn)
+_REPORTS = msgspec.json.Decoder(ReportBatch)
+_ENROLL = msgspec.json.Decoder(EnrollRequest)
+_ENCODER = msgspec.json.Encoder()
+_BAD_CREDENTIAL = "unknown device or wrong credential"
+
+
+class DeviceApi:
+    """ASGI app for ``/v1/*``."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route a request by path; anything else is 404/405."""
+        path = scope["path"]
+        route = {
+            "/v1/check-in": self.check_in,
+            "/v1/reports": self.reports,
+            "/v1/enroll": self.enroll,
+        }.get(path)
+        if route is None:
+            await send_error(send, 404, f"no device endpoint {path}")
+            return
+        if scope["method"] != "POST":
+            await send_error(send, 405, f"{path} takes POST")
+            return
+        try:
+            body = await read_body(receive, MAX_BODY_BYTES)
+        except BodyTooLarge:
+            await send_error(send, 413, f"request body larger than {MAX_BODY_BYTES} bytes")
+            return
+        try:
+            await route(scope, body, send)
+        except msgspec.ValidationError as exc:
+            await send_error(send, 422, f"invalid request body: {exc}")
+        except msgspec.DecodeError as exc:
+            await send_error(send, 400, f"malformed JSON: {exc}")
+
+    async def _device(self, scope: Scope) -> DeviceEntry | None:
+        raw = header(scope, b"authorization")
+        parsed = split_credential(raw) if raw else None
+        if parsed is None:
+            return None
+        device_id, secret = parsed
+        entry = self.rt.devices.get(device_id)
+        if entry is None:
+            entry = await asyncio.get_running_loop().run_in_executor(
+                None, load_device, self.rt.db, device_id
+            )
+            if entry is None:
+                return None
+            self.rt.devices.put(device_id, entry)
+        return entry if secret_matches(secret, entry.credential_hash) else None
+
+    async def check_in(self, scope: Scope, body: bytes, send: Send) -> None:
+        """Answer a check-in with the device's signed decision."""
+        entry = await self._device(scope)
+        if entry is None:
+            await send_error(send, 401, _BAD_CREDENTIAL, "enroll again if the device was reset")
+            return
+        checkin = _CHECK_IN.decode(body)
+        rt = self.rt
+        now = rt.clock.now()
+        region = checkin.region or entry.region
+        facts = DeviceFacts(
+            device_id=entry.device_id,
+            model=entry.model,
+            region=region,
+            deployed_on=entry.deployed_on,
+            build=checkin.build,
+            build_sha256=checkin.build_sha256,
+            security_patch_level=date.fromisoformat(checkin.security_patch_level),
+            free_bytes=checkin.free_bytes,
+            battery_percent=checkin.battery_percent,
+            network=checkin.network.value,
+        )
+        decision, digest = rt.director.decide(facts, now)
+        answer = rt.director.answer(entry.device_id, decision, digest, now)
+        rt.metrics.checkins.labels(decision.action.value).inc()
+        reported = facts_from_check_in(checkin, region)
+        changed_decision = digest != entry.decision_digest
+        stale_seen = (
+            entry.written_seen_at is None
+            or now - entry.written_seen_at >= rt.settings.last_seen_resolution
+        )
+        if changed_decision or reported != entry.written_facts or stale_seen:
+            write = CheckInWrite(
+                device_id=entry.device_id,
+                now=now,
+                facts={**reported, "last_seen_at": now},
+                last_boot_ok=checkin.slot.last_boot_ok,
+                decision=DecisionChange(
+                    digest=digest,
+                    action=decision.action.value,
+                    target=decision.target_path,
+                    build=decision.release.build if decision.release else None,
+                    from_build=checkin.build,
+                    reasons=list(decision.reasons),
+                    rule_ids=list(decision.rule_ids),
+                ),
+            )
+            if changed_decision:
+                loop = asyncio.get_running_loop()
+                write.waiter = Waiter(loop, loop.create_future())
+                rt.writer.submit(write)
+                try:
+                    await write.waiter.future
+                except Exception:
+                    await send_error(
+                        send, 503, "the decision could not be recorded; try again shortly"
+                    )
+                    return
+                entry.decision_digest = digest
+            else:
+                rt.writer.submit(write)
+            entry.written_facts = reported
+            entry.written_seen_at = now
+        await send_bytes(send, 200, answer)
+
+    async def reports(self, scope: Scope, body: bytes, send: Send) -> None:
+        """Store install reports; acknowledge only once they are durable."""
+        entry = await self._device(scope)
+        if entry is None:
+            await send_error(send, 401, _BAD_CREDENTIAL)
+            return
+        batch = _REPORTS.decode(body)
+        loop = asyncio.get_running_loop()
+        waiter: Waiter = Waiter(loop, loop.create_future())
+        self.rt.writer.submit(
+            ReportWrite(entry.device_id, self.rt.clock.now(), batch.reports, waiter)
+        )
+        try:
+            accepted: list[str] = await waiter.future
+        except Exception:
+            await send_error(send, 503, "reports not stored; keep them and send again")
+            return
+        for report in batch.reports:
+            self.rt.metrics.reports.labels(report.status.value).inc()
+        await send_bytes(send, 200, _ENCODER.encode(ReportAck(accepted=accepted)))
+
+    async def enroll(self, scope: Scope, body: bytes, send: Send) -> None:
+        """Enroll a device presenting the fleet's enrollment token."""
+        token = self.rt.settings.enrollment_token
+        presented = header(scope, b"authorization") or ""
+        if token is None:
+            await send_error(send, 403, "enrollment is closed on this server")
+            return
+        if not _token_ok(presented, token):
+            await send_error(send, 401, "wrong enrollment token")
+            return
+        request = _ENROLL.decode(body)
+        try:
+            date.fromisoformat(request.deployed_on)
+            date.fromisoformat(request.security_patch_level)
+        except ValueError as exc:
+            await send_error(send, 422, f"invalid date: {exc}")
+            return
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(None, self._enroll, request)
+        except EnrollmentConflictError as exc:
+            await send_error(send, 409, exc.message, exc.hint)
+            return
+        self.rt.devices.forget(result.device_id)
+        response = EnrollResponse(device_id=result.device_id, credential=result.credential)
+        await send_bytes(send, 201, _ENCODER.encode(response))
+
+    def _enroll(self, request: EnrollRequest) -> Any:
+        now = self.rt.clock.now()
+        with self.rt.db.transaction() as session:
+            result = enroll(session, request, now)
+            append(
+                session,
+                [
+                    AuditRecord(
+                        at=now,
+                        kind="enroll",
+                        actor="device",
+                        subject=result.device_id,
+                        payload={
+                            "model": request.model,
+                            "serial": request.serial,
+                            "region": request.region,
+                            "deployed_on": request.deployed_on,
+                            "re_enrolled": result.re_enrolled,
+                        },
+                    )
+                ],
+            )
+        return result
+
+
+def _token_ok(presented: str, token: str) -> bool:
+    import hmac
+
+    scheme, _, value = presented.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        value.strip().encode(), token.encode()
+    )

@@ -1,0 +1,505 @@
+"""The management API (``/api``): releases, devices, rules, audit; bearer tokens with roles."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Callable, Coroutine
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from patchline.policy.audit import AuditRecord, verify
+from patchline.policy.explain import explain
+from patchline.policy.facts import DeviceFacts
+from patchline.policy.releases_sync import bump_catalog
+from patchline.policy.rules import Amendment, Rule
+from patchline.repository.publisher import Repository
+from patchline.repository.releases import ReleaseRequest, add_release
+from patchline.server.auth import GRANTS, Permission, Role, role_of
+from patchline.server.runtime import Runtime
+from patchline.store.models import Device, InstallReport, Policy, PolicyAmendment, Release
+from patchline.wire.device_api import Network
+from patchline.wire.release import (
+    Eligibility,
+    UpdateClass,
+    parse_date,
+    parse_regions,
+)
+
+Caller = tuple[str, Role]
+
+
+def runtime(request: Request) -> Runtime:
+    """The process's runtime, kept on the app."""
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Caller]]:
+    """A dependency that admits tokens whose role grants ``permission``."""
+
+    async def check(request: Request) -> Caller:
+        raw = request.headers.get("authorization", "")
+        scheme, _, token = raw.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
+        rt = runtime(request)
+
+        def lookup() -> Caller | None:
+            with rt.db.transaction() as session:
+                return role_of(session, token.strip())
+
+        caller = await asyncio.get_running_loop().run_in_executor(None, lookup)
+        if caller is None:
+            raise HTTPException(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
+        if permission not in GRANTS[caller[1]]:
+            raise HTTPException(
+                403, f"role {caller[1].value} may not do this (needs {permission.value})"
+            )
+        return caller
+
+    return check
+
+
+Reader = Annotated[Caller, Depends(require(Permission.READ))]
+ReleaseManager = Annotated[Caller, Depends(require(Permission.RELEASES))]
+Compliance = Annotated[Caller, Depends(require(Permission.POLICIES))]
+Auditor = Annotated[Caller, Depends(require(Permission.AUDIT))]
+
+router = APIRouter(prefix="/api")
+
+
+async def in_thread(fn: Callable[[], Any]) -> Any:
+    """Run blocking database work off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn)
+
+
+# --- releases -----------------------------------------------------------------------
+
+
+def _release_json(row: Release) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "target_path": row.target_path,
+        "kind": row.kind,
+        "model": row.model,
+        "build": row.build,
+        "length": row.length,
+        "sha256": row.sha256,
+        "security_patch_level": row.security_patch_level,
+        "update_class": row.update_class,
+        "eligibility": row.eligibility,
+        "source_build": row.source_build,
+        "min_battery_percent": row.min_battery_percent,
+        "allowed_networks": row.allowed_networks,
+        "published_at": row.published_at,
+    }
+
+
+@router.get("/releases", tags=["releases"])
+async def list_releases(
+    request: Request, _caller: Reader, model: str | None = None
+) -> list[dict[str, Any]]:
+    """Every signed target known to the server, newest first."""
+    rt = runtime(request)
+
+    def query() -> list[dict[str, Any]]:
+        with rt.db.transaction() as session:
+            stmt = select(Release).order_by(Release.id.desc())
+            if model:
+                stmt = stmt.where(Release.model == model)
+            return [_release_json(r) for r in session.scalars(stmt)]
+
+    result: list[dict[str, Any]] = await in_thread(query)
+    return result
+
+
+@router.post("/releases", status_code=201, tags=["releases"])
+async def publish_release(
+    request: Request,
+    caller: ReleaseManager,
+    image: Annotated[UploadFile, File()],
+    model: Annotated[str, Form()],
+    build: Annotated[str, Form()],
+    security_patch_level: Annotated[str, Form()],
+    update_class: Annotated[UpdateClass, Form()],
+    notes: Annotated[str, Form()] = "",
+    regions_excluded: Annotated[str, Form()] = "",
+    regions_allowed: Annotated[str, Form()] = "",
+    deployed_before: Annotated[str, Form()] = "",
+    valid_until: Annotated[str, Form()] = "",
+) -> dict[str, Any]:
+    """Sign and publish an uploaded image (keys and passphrases of this server's home)."""
+    rt = runtime(request)
+    eligibility = Eligibility(
+        regions_allowed=parse_regions([regions_allowed]),
+        regions_excluded=parse_regions([regions_excluded]),
+        deployed_before=parse_date("deployed_before", deployed_before) if deployed_before else None,
+        valid_until=parse_date("valid_until", valid_until) if valid_until else None,
+    )
+    spl = parse_date("security_patch_level", security_patch_level)
+    name = Path(image.filename or "image.img").name
+
+    def publish() -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            with path.open("wb") as out:
+                shutil.copyfileobj(image.file, out, 1 << 20)
+            repo = Repository.open(rt.settings.home, clock=rt.clock)
+            published = add_release(
+                repo,
+                ReleaseRequest(
+                    image=path,
+                    model=model,
+                    build=build,
+                    security_patch_level=spl,
+                    update_class=update_class,
+                    eligibility=eligibility,
+                    notes=notes,
+                ),
+            )
+        rt.sync_releases()
+        return {"target_path": published.target_path, "sha256": published.sha256}
+
+    result: dict[str, Any] = await in_thread(publish)
+    await rt.record(
+        [
+            AuditRecord(
+                rt.clock.now(), "publish", f"token:{caller[0]}", result["target_path"], result
+            )
+        ]
+    )
+    return result
+
+
+@router.post("/releases/sync", tags=["releases"])
+async def sync_releases(request: Request, caller: ReleaseManager) -> dict[str, Any]:
+    """Read newly signed targets from the repository now (also done every few seconds)."""
+    rt = runtime(request)
+    new: list[str] = await in_thread(rt.sync_releases)
+    await in_thread(rt.reload_catalog_if_changed)
+    return {"new": new}
+
+
+class OfferSettings(BaseModel):
+    """What a release manager may change about how a release is offered."""
+
+    min_battery_percent: int | None = Field(default=None, ge=0, le=100)
+    allowed_networks: list[Network] | None = None
+
+
+@router.patch("/releases/{release_id}", tags=["releases"])
+async def change_offer(
+    request: Request, release_id: int, settings: OfferSettings, caller: ReleaseManager
+) -> dict[str, Any]:
+    """Change a release's battery floor or allowed networks."""
+    rt = runtime(request)
+
+    def change() -> dict[str, Any] | None:
+        with rt.db.transaction() as session:
+            row = session.get(Release, release_id)
+            if row is None:
+                return None
+            if settings.min_battery_percent is not None:
+                row.min_battery_percent = settings.min_battery_percent
+            if settings.allowed_networks is not None:
+                row.allowed_networks = [n.value for n in settings.allowed_networks]
+            bump_catalog(session)
+            return _release_json(row)
+
+    result: dict[str, Any] | None = await in_thread(change)
+    if result is None:
+        raise HTTPException(404, f"no release {release_id}")
+    await in_thread(rt.reload_catalog_if_changed)
+    await rt.record(
+        [
+            AuditRecord(
+                rt.clock.now(),
+                "release-settings",
+                f"token:{caller[0]}",
+                result["target_path"],
+                settings.model_dump(mode="json", exclude_none=True),
+            )
+        ]
+    )
+    return result
+
+
+# --- devices ------------------------------------------------------------------------
+
+
+def _device_json(row: Device) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "model": row.model,
+        "serial": row.serial,
+        "region": row.region,
+        "carrier": row.carrier,
+        "deployed_on": row.deployed_on,
+        "build": row.build,
+        "security_patch_level": row.security_patch_level,
+        "last_seen_at": row.last_seen_at,
+        "slot_active": row.slot_active,
+        "assigned_build": row.assigned_build,
+        "install_state": row.install_state,
+        "install_state_at": row.install_state_at,
+    }
+
+
+@router.get("/devices", tags=["devices"])
+async def list_devices(
+    request: Request,
+    _caller: Reader,
+    model: str | None = None,
+    region: str | None = None,
+    build: str | None = None,
+    install_state: str | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Devices matching the filters, a page at a time, ordered by id."""
+    rt = runtime(request)
+
+    def query() -> dict[str, Any]:
+        stmt = select(Device)
+        for column, value in (
+            (Device.model, model),
+            (Device.region, region.upper() if region else None),
+            (Device.build, build),
+            (Device.install_state, install_state),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        with rt.db.transaction() as session:
+            total = session.scalar(select(func.count()).select_from(stmt.subquery()))
+            rows = session.scalars(
+                stmt.order_by(Device.id).offset((page - 1) * page_size).limit(page_size)
+            )
+            return {
+                "total": total,
+                "page": page,
+                "page_size": page_size,
+                "devices": [_device_json(r) for r in rows],
+            }
+
+    result: dict[str, Any] = await in_thread(query)
+    return result
+
+
+def _get_device(rt: Runtime, device_id: str) -> Device:
+    with rt.db.transaction() as session:
+        row = session.get(Device, device_id)
+    if row is None:
+        raise HTTPException(404, f"no device {device_id}")
+    return row
+
+
+@router.get("/devices/{device_id}", tags=["devices"])
+async def get_device(request: Request, device_id: str, _caller: Reader) -> dict[str, Any]:
+    """One device, with its latest install reports."""
+    rt = runtime(request)
+
+    def query() -> dict[str, Any]:
+        row = _get_device(rt, device_id)
+        with rt.db.transaction() as session:
+            reports = session.scalars(
+                select(InstallReport)
+                .where(InstallReport.device_id == device_id)
+                .order_by(InstallReport.received_at.desc())
+                .limit(50)
+            )
+            history = [
+                {
+                    "report_id": r.report_id,
+                    "build": r.build,
+                    "status": r.status,
+                    "code": r.code,
+                    "detail": r.detail,
+                    "source": r.source,
+                    "origin": r.origin,
+                    "received_at": r.received_at,
+                }
+                for r in reports
+            ]
+        return {**_device_json(row), "reports": history}
+
+    result: dict[str, Any] = await in_thread(query)
+    return result
+
+
+@router.get("/devices/{device_id}/explain", tags=["devices"])
+async def explain_device(
+    request: Request, device_id: str, _caller: Reader, at: date | None = None
+) -> dict[str, Any]:
+    """What this device would get now (or on date ``at``), and why, rule by rule."""
+    rt = runtime(request)
+    row = await in_thread(lambda: _get_device(rt, device_id))
+    facts = DeviceFacts(
+        device_id=row.id,
+        model=row.model,
+        region=row.region,
+        deployed_on=row.deployed_on,
+        build=row.build,
+        build_sha256=row.build_sha256 or "0" * 64,
+        security_patch_level=row.security_patch_level,
+        free_bytes=row.free_bytes if row.free_bytes is not None else 0,
+        battery_percent=row.battery_percent if row.battery_percent is not None else 0,
+        network=row.network or "offline",
+    )
+    catalog = rt.director.catalog
+    day = at or rt.clock.now().date()
+    result = explain(
+        facts, catalog.releases_of(row.model), catalog.rules, catalog.amendments, day
+    ).to_json()
+    result["as_of_last_check_in"] = row.last_seen_at
+    return result
+
+
+# --- rules --------------------------------------------------------------------------
+
+
+def _policy_json(row: Policy, amendments: list[PolicyAmendment]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "rule": row.body,
+        "created_at": row.created_at,
+        "created_by": row.created_by,
+        "amendments": [
+            {
+                "id": a.id,
+                "effective_from": a.effective_from,
+                "changes": a.changes,
+                "note": a.note,
+                "created_at": a.created_at,
+                "created_by": a.created_by,
+            }
+            for a in amendments
+        ],
+    }
+
+
+@router.get("/policies", tags=["rules"])
+async def list_policies(request: Request, _caller: Reader) -> list[dict[str, Any]]:
+    """Every rule as first written, with its amendments in order."""
+    rt = runtime(request)
+
+    def query() -> list[dict[str, Any]]:
+        with rt.db.transaction() as session:
+            amendments: dict[str, list[PolicyAmendment]] = {}
+            for a in session.scalars(select(PolicyAmendment).order_by(PolicyAmendment.id)):
+                amendments.setdefault(a.policy_id, []).append(a)
+            return [
+                _policy_json(p, amendments.get(p.id, []))
+                for p in session.scalars(select(Policy).order_by(Policy.id))
+            ]
+
+    result: list[dict[str, Any]] = await in_thread(query)
+    return result
+
+
+@router.post("/policies", status_code=201, tags=["rules"])
+async def create_policy(
+    request: Request, body: dict[str, Any], caller: Compliance
+) -> dict[str, Any]:
+    """Write a new rule (see docs/policy.md for its fields)."""
+    rt = runtime(request)
+    rule = Rule.from_json(body)
+    now = rt.clock.now()
+
+    def create() -> dict[str, Any] | None:
+        with rt.db.transaction() as session:
+            if session.get(Policy, rule.id) is not None:
+                return None
+            row = Policy(
+                id=rule.id,
+                title=rule.title,
+                body=rule.to_json(),
+                created_at=now,
+                created_by=caller[0],
+            )
+            session.add(row)
+            bump_catalog(session)
+            return _policy_json(row, [])
+
+    result: dict[str, Any] | None = await in_thread(create)
+    if result is None:
+        raise HTTPException(409, f"rule {rule.id} exists; amend it instead")
+    await in_thread(rt.reload_catalog_if_changed)
+    await rt.record([AuditRecord(now, "policy", f"token:{caller[0]}", rule.id, rule.to_json())])
+    return result
+
+
+class AmendmentBody(BaseModel):
+    """A change to a rule from a date on."""
+
+    effective_from: date
+    changes: dict[str, Any]
+    note: str = ""
+
+
+@router.post("/policies/{policy_id}/amendments", status_code=201, tags=["rules"])
+async def amend_policy(
+    request: Request, policy_id: str, body: AmendmentBody, caller: Compliance
+) -> dict[str, Any]:
+    """Amend a rule from ``effective_from`` on; the rule's history is kept."""
+    rt = runtime(request)
+    amendment = Amendment(
+        rule_id=policy_id, effective_from=body.effective_from, changes=body.changes, note=body.note
+    )
+    now = rt.clock.now()
+
+    def add() -> dict[str, Any] | None:
+        with rt.db.transaction() as session:
+            row = session.get(Policy, policy_id)
+            if row is None:
+                return None
+            session.add(
+                PolicyAmendment(
+                    policy_id=policy_id,
+                    effective_from=amendment.effective_from,
+                    changes=dict(amendment.changes),
+                    note=amendment.note,
+                    created_at=now,
+                    created_by=caller[0],
+                )
+            )
+            session.flush()
+            bump_catalog(session)
+            amendments = list(
+                session.scalars(
+                    select(PolicyAmendment)
+                    .where(PolicyAmendment.policy_id == policy_id)
+                    .order_by(PolicyAmendment.id)
+                )
+            )
+            return _policy_json(row, amendments)
+
+    result: dict[str, Any] | None = await in_thread(add)
+    if result is None:
+        raise HTTPException(404, f"no rule {policy_id}")
+    await in_thread(rt.reload_catalog_if_changed)
+    await rt.record(
+        [AuditRecord(now, "policy-amendment", f"token:{caller[0]}", policy_id, amendment.to_json())]
+    )
+    return result
+
+
+# --- audit --------------------------------------------------------------------------
+
+
+@router.get("/audit/verify", tags=["audit"])
+async def verify_audit(request: Request, _caller: Auditor) -> dict[str, Any]:
+    """Walk the whole audit chain and report whether it is unbroken."""
+    rt = runtime(request)
+    result = await in_thread(lambda: verify(rt.db))
+    return {
+        "ok": result.ok,
+        "entries": result.count,
+        "problem": None if result.problem is None else str(result.problem),
+    }

@@ -1,0 +1,32 @@
+"""Prometheus metrics of one server process (a registry per app, no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class Metrics:
+    """The counters and gauges ``/metrics`` exposes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.checkins = Counter(
+            "patchline_checkins", "Device check-ins by decision", ["action"], registry=self.registry
+        )
+        self.reports = Counter(
+            "patchline_reports", "Install reports by status", ["status"], registry=self.registry
+        )
+        self.signatures = Gauge(
+            "patchline_director_signatures",
+            "Answers signed by the director",
+            registry=self.registry,
+        )
+        self.writer_batches = Gauge(
+            "patchline_writer_batches", "Batches written to the database", registry=self.registry
+        )
+        self.writer_failures = Gauge(
+            "patchline_writer_failures", "Batches the database refused", registry=self.registry
+        )
+        self.catalog_version = Gauge(
+            "patchline_catalog_version", "Catalog version in use", registry=self.registry
+        )

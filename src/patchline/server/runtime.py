@@ -1,0 +1,109 @@
+"""Everything one server process holds: settings, database, director, writer, caches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from patchline.clock import Clock
+from patchline.policy.audit import AuditRecord
+from patchline.policy.catalog import load_catalog
+from patchline.policy.director import BoundedCache, Director
+from patchline.policy.releases_sync import catalog_version, sync_releases
+from patchline.repository.layout import RepositoryLayout
+from patchline.repository.state import load_state
+from patchline.server.config import ServerSettings
+from patchline.server.devices_cache import DeviceEntry
+from patchline.server.metrics import Metrics
+from patchline.server.writer import AuditWrite, BatchWriter, Waiter
+from patchline.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The state of one server process; built by ``patchline.server.app.create_app``."""
+
+    settings: ServerSettings
+    db: Database
+    clock: Clock
+    director: Director
+    writer: BatchWriter
+    metrics: Metrics = field(default_factory=Metrics)
+    devices: BoundedCache[str, DeviceEntry] = field(default_factory=lambda: BoundedCache(500_000))
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def repository(self) -> RepositoryLayout | None:
+        """The image repository in the home directory, if there is one."""
+        layout = RepositoryLayout(self.settings.home)
+        return layout if layout.timestamp_file.exists() else None
+
+    def sync_releases(self) -> list[str]:
+        """Copy newly signed targets from the repository into the database."""
+        layout = self.repository
+        if layout is None:
+            return []
+        state = load_state(layout)
+        with self.db.transaction() as session:
+            return sync_releases(session, state, self.clock.now())
+
+    def reload_catalog_if_changed(self) -> bool:
+        """Reload releases and rules when another process (or this one) changed them."""
+        with self.db.transaction() as session:
+            version = catalog_version(session)
+            if version == self.director.catalog.version:
+                return False
+            catalog = load_catalog(session)
+        self.director.use_catalog(catalog)
+        self.metrics.catalog_version.set(catalog.version)
+        return True
+
+    async def record(self, records: list[AuditRecord]) -> None:
+        """Append management audit records; returns once they are durable."""
+        loop = asyncio.get_running_loop()
+        waiter: Waiter = Waiter(loop, loop.create_future())
+        self.writer.submit(AuditWrite(records, waiter))
+        await waiter.future
+
+    async def start(self) -> None:
+        """Start the writer and the background catalog watcher."""
+        self.writer.start()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.sync_releases)
+        await loop.run_in_executor(None, self.reload_catalog_if_changed)
+        self._tasks.append(asyncio.create_task(self._watch()))
+
+    async def stop(self) -> None:
+        """Stop background work and flush the writer."""
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
+        self.db.dispose()
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        ticks = 0
+        while True:
+            await asyncio.sleep(self.settings.catalog_poll_seconds)
+            ticks += 1
+            try:
+                if ticks % 5 == 0:
+                    await loop.run_in_executor(None, self.sync_releases)
+                await loop.run_in_executor(None, self.reload_catalog_if_changed)
+            except Exception as exc:  # keep serving with the catalog we have
+                log.warning("catalog refresh failed: %s", exc)
+            self.metrics.signatures.set(self.director.signatures)
+            self.metrics.writer_batches.set(self.writer.stats.batches)
+            self.metrics.writer_failures.set(self.writer.stats.failures)
+
+
+def home_of(path: Path) -> Path:
+    """The absolute data directory."""
+    return path.absolute()
