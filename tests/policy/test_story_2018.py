@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from patchline.policy import Action, Amendment, Decision, Effect, Rule, decide
+from patchline.policy import Action, Amendment, Decision, DeviceFacts, Effect, Rule, decide
 from patchline.wire.release import UpdateClass
 from tests.policy.policy_factories import device, release
 
@@ -67,13 +67,12 @@ ALL_BUILDS = (
 )
 
 
-def on(day: date, dev: object = OLD_DE, amendments: tuple[Amendment, ...] = ()) -> Decision:
-    assert dev in (OLD_DE, OLD_KP, NEW_DE)
-    return decide(dev, RELEASES, RULES, amendments, day)  # type: ignore[arg-type]
+def on(day: date, dev: DeviceFacts = OLD_DE, amendments: tuple[Amendment, ...] = ()) -> Decision:
+    return decide(dev, RELEASES, RULES, amendments, day)
 
 
 @pytest.mark.parametrize("dev", [OLD_DE, OLD_KP])
-def test_before_the_ban_the_newest_update_of_any_class_flows(dev: object) -> None:
+def test_before_the_ban_the_newest_update_of_any_class_flows(dev: DeviceFacts) -> None:
     decision = on(date(2018, 4, 14), dev)
     assert decision.action is Action.INSTALL
     assert decision.release is not None

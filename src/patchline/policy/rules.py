@@ -24,23 +24,38 @@ every amendment whose ``effective_from`` is on or before that day applied in ord
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from patchline.errors import InvalidAmendmentError, InvalidRuleError
-from patchline.wire.release import NAME_PATTERN, REGION_PATTERN, UpdateClass
+from patchline.policy.rule_fields import (
+    FIELDS,
+    FIELDS_HINT,
+    MAX_NOTE,
+    PARSERS,
+    SERIALIZERS,
+    Effect,
+    FieldProblem,
+    class_names,
+    join_names,
+    parse_date,
+)
+from patchline.wire.release import NAME_PATTERN, UpdateClass
 
-MAX_TITLE = 200
-MAX_NOTE = 4096
-
-
-class Effect(enum.StrEnum):
-    """What a rule does to the updates it covers."""
-
-    ALLOW = "allow"
-    BLOCK = "block"
+__all__ = [
+    "FIELDS",
+    "Amendment",
+    "Effect",
+    "Rule",
+    "RuleStatus",
+    "RuleVersion",
+    "ScopeCheck",
+    "amendments_of",
+    "rule_history",
+    "rule_on",
+]
 
 
 class RuleStatus(enum.StrEnum):
@@ -49,10 +64,6 @@ class RuleStatus(enum.StrEnum):
     IN_FORCE = "in-force"
     NOT_YET_IN_FORCE = "not-yet-in-force"
     LAPSED = "lapsed"
-
-
-class _FieldProblem(Exception):
-    """A value does not fit a field; turned into InvalidRuleError naming the field."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +143,7 @@ class Rule:
         label = rule_id if isinstance(rule_id, str) else "?"
         unknown = sorted(set(data) - set(FIELDS))
         if unknown:
-            raise _invalid(label, unknown[0], "is not a rule field", hint=_FIELDS_HINT)
+            raise _invalid(label, unknown[0], "is not a rule field", hint=FIELDS_HINT)
         for required in ("id", "effect"):
             if data.get(required) is None:
                 raise _invalid(label, required, "is required")
@@ -140,7 +151,7 @@ class Rule:
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form (``from_json`` reads it back to an equal rule)."""
-        return {name: _SERIALIZERS[name](getattr(self, name)) for name in FIELDS}
+        return {name: SERIALIZERS[name](getattr(self, name)) for name in FIELDS}
 
     def status_on(self, day: date) -> RuleStatus:
         """Return whether ``day`` is before, inside or after the validity window."""
@@ -178,17 +189,17 @@ class Rule:
         mismatches: list[str] = []
         unknowns: list[str] = []
         if self.models and model not in self.models:
-            release.append(f"model {model} is not among {_join(self.models)}")
+            release.append(f"model {model} is not among {join_names(self.models)}")
         if self.update_classes and update_class not in self.update_classes:
             release.append(
-                f"update class {update_class.value} is not among {_classes(self.update_classes)}"
+                f"update class {update_class.value} is not among {class_names(self.update_classes)}"
             )
         code = region.upper() if region else None
         if self.regions_allowed or self.regions_excluded:
             if code is None:
                 unknowns.append("region unknown")
             elif self.regions_allowed and code not in self.regions_allowed:
-                mismatches.append(f"region {code} is not among {_join(self.regions_allowed)}")
+                mismatches.append(f"region {code} is not among {join_names(self.regions_allowed)}")
             elif code in self.regions_excluded:
                 mismatches.append(f"region {code} is excluded")
         if self.deployed_before is not None or self.deployed_on_or_after is not None:
@@ -218,11 +229,13 @@ class Rule:
         deployed before 2018-04-15 outside KP from 2018-07-02 until 2018-08-01".
         """
         verb = "allows" if self.effect is Effect.ALLOW else "blocks"
-        what = f"{_classes(self.update_classes)} updates" if self.update_classes else "all updates"
+        what = (
+            f"{class_names(self.update_classes)} updates" if self.update_classes else "all updates"
+        )
         parts = [f"rule {self.id} (priority {self.priority}) {verb} {what}"]
         if self.models:
             noun = "model" if len(self.models) == 1 else "models"
-            parts.append(f"for {noun} {_join(self.models)}")
+            parts.append(f"for {noun} {join_names(self.models)}")
         before, after = self.deployed_before, self.deployed_on_or_after
         if after is not None and before is not None:
             parts.append(
@@ -234,9 +247,9 @@ class Rule:
         elif after is not None:
             parts.append(f"to devices deployed on or after {after.isoformat()}")
         if self.regions_allowed:
-            parts.append(f"in {_join(self.regions_allowed)}")
+            parts.append(f"in {join_names(self.regions_allowed)}")
         if self.regions_excluded:
-            parts.append(f"outside {_join(self.regions_excluded)}")
+            parts.append(f"outside {join_names(self.regions_excluded)}")
         start, end = self.valid_from, self.valid_until
         if start is not None and end is not None:
             parts.append(f"from {start.isoformat()} until {end.isoformat()}")
@@ -245,24 +258,6 @@ class Rule:
         elif end is not None:
             parts.append(f"until {end.isoformat()}")
         return " ".join(parts)
-
-
-FIELDS: tuple[str, ...] = (
-    "id",
-    "title",
-    "effect",
-    "priority",
-    "update_classes",
-    "models",
-    "regions_allowed",
-    "regions_excluded",
-    "deployed_before",
-    "deployed_on_or_after",
-    "valid_from",
-    "valid_until",
-    "note",
-)
-_FIELDS_HINT = "rule fields are: " + ", ".join(FIELDS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,8 +280,8 @@ class Amendment:
             raise InvalidAmendmentError(f"amendment: rule_id {self.rule_id!r} is not a rule id")
         where = f"amendment of rule {self.rule_id}"
         try:
-            effective = _date(self.effective_from)
-        except _FieldProblem as problem:
+            effective = parse_date(self.effective_from)
+        except FieldProblem as problem:
             raise InvalidAmendmentError(f"{where}: field 'effective_from' {problem}") from None
         if effective is None:
             raise InvalidAmendmentError(f"{where}: field 'effective_from' is required")
@@ -301,13 +296,13 @@ class Amendment:
                     f"{where}: an amendment cannot change a rule's id",
                     hint="write a new rule instead, and let this one lapse",
                 )
-            if name not in _PARSERS:
+            if name not in PARSERS:
                 raise InvalidAmendmentError(
-                    f"{where}: field {name!r} is not a rule field", hint=_FIELDS_HINT
+                    f"{where}: field {name!r} is not a rule field", hint=FIELDS_HINT
                 )
             try:
-                normalised[name] = _SERIALIZERS[name](_PARSERS[name](value))
-            except _FieldProblem as problem:
+                normalised[name] = SERIALIZERS[name](PARSERS[name](value))
+            except FieldProblem as problem:
                 raise InvalidAmendmentError(f"{where}: field {name!r} {problem}") from None
         object.__setattr__(self, "changes", normalised)
         if not isinstance(self.note, str) or len(self.note) > MAX_NOTE:
@@ -397,150 +392,13 @@ def rule_on(rule: Rule, amendments: Iterable[Amendment], day: date) -> Rule:
     return current
 
 
-# --- field parsing ----------------------------------------------------------------
-
-
 def _invalid(rule_id: str, name: str, problem: str, *, hint: str | None = None) -> InvalidRuleError:
     return InvalidRuleError(f"rule {rule_id}: field {name!r} {problem}", hint=hint)
 
 
 def _parse_field(rule: Rule, name: str, value: object, rule_id: str | None = None) -> Any:
     try:
-        return _PARSERS[name](value)
-    except _FieldProblem as problem:
+        return PARSERS[name](value)
+    except FieldProblem as problem:
         label = rule_id if rule_id is not None else repr(value)
         raise _invalid(label, name, str(problem)) from None
-
-
-def _text(limit: int) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        if not isinstance(value, str):
-            raise _FieldProblem("must be text")
-        if len(value) > limit:
-            raise _FieldProblem(f"is longer than {limit} characters")
-        return value
-
-    return parse
-
-
-def _slug(value: object) -> str:
-    if not isinstance(value, str) or not NAME_PATTERN.match(value):
-        raise _FieldProblem(
-            f"{value!r} is not a valid id: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return value
-
-
-def _effect(value: object) -> Effect:
-    try:
-        return Effect(str(value))
-    except ValueError:
-        raise _FieldProblem(f"{value!r} is not 'allow' or 'block'") from None
-
-
-def _priority(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _FieldProblem(f"{value!r} is not an integer")
-    return value
-
-
-def _items(value: object) -> list[object]:
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise _FieldProblem("must be a list")
-    return list(value)
-
-
-def _update_classes(value: object) -> frozenset[UpdateClass]:
-    classes: set[UpdateClass] = set()
-    for item in _items(value):
-        try:
-            classes.add(UpdateClass(str(item)))
-        except ValueError:
-            known = ", ".join(c.value for c in UpdateClass)
-            raise _FieldProblem(f"{item!r} is not an update class ({known})") from None
-    return frozenset(classes)
-
-
-def _models(value: object) -> frozenset[str]:
-    models: set[str] = set()
-    for item in _items(value):
-        if not isinstance(item, str) or not NAME_PATTERN.match(item):
-            raise _FieldProblem(f"{item!r} is not a model name")
-        models.add(item)
-    return frozenset(models)
-
-
-def _regions(value: object) -> frozenset[str]:
-    regions: set[str] = set()
-    for item in _items(value):
-        code = item.strip().upper() if isinstance(item, str) else None
-        if code is None or not REGION_PATTERN.match(code):
-            raise _FieldProblem(f"{item!r} is not a region code such as DE, US or EU")
-        regions.add(code)
-    return frozenset(regions)
-
-
-def _date(value: object) -> date | None:
-    if value is None:
-        return None
-    if isinstance(value, date) and type(value) is date:
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise _FieldProblem(f"{value!r} is not a date (YYYY-MM-DD)")
-
-
-def _iso(value: date | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _sorted_classes(value: frozenset[UpdateClass]) -> list[str]:
-    return [c.value for c in UpdateClass if c in value]
-
-
-_PARSERS: dict[str, Callable[[object], Any]] = {
-    "id": _slug,
-    "title": _text(MAX_TITLE),
-    "effect": _effect,
-    "priority": _priority,
-    "update_classes": _update_classes,
-    "models": _models,
-    "regions_allowed": _regions,
-    "regions_excluded": _regions,
-    "deployed_before": _date,
-    "deployed_on_or_after": _date,
-    "valid_from": _date,
-    "valid_until": _date,
-    "note": _text(MAX_NOTE),
-}
-
-_SERIALIZERS: dict[str, Callable[[Any], Any]] = {
-    "id": str,
-    "title": str,
-    "effect": lambda v: v.value,
-    "priority": int,
-    "update_classes": _sorted_classes,
-    "models": sorted,
-    "regions_allowed": sorted,
-    "regions_excluded": sorted,
-    "deployed_before": _iso,
-    "deployed_on_or_after": _iso,
-    "valid_from": _iso,
-    "valid_until": _iso,
-    "note": str,
-}
-
-
-def _join(values: Iterable[str]) -> str:
-    return ", ".join(sorted(values))
-
-
-def _classes(classes: frozenset[UpdateClass]) -> str:
-    names = _sorted_classes(classes)
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
