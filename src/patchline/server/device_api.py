@@ -191,6 +191,9 @@ class DeviceApi:
             return
         for report in batch.reports:
             self.rt.metrics.reports.labels(report.status.value).inc()
+        # The install moved on: the next check-in is written, so it is reconciled at once
+        # (a check-in to another process is reconciled within last_seen_resolution).
+        entry.written_facts = {}
         await send_bytes(send, 200, _ENCODER.encode(ReportAck(accepted=accepted)))
 
     async def enroll(self, scope: Scope, body: bytes, send: Send) -> None:

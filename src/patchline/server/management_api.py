@@ -340,6 +340,8 @@ async def explain_device(
     """What this device would get now (or on date ``at``), and why, rule by rule."""
     rt = runtime(request)
     row = await in_thread(lambda: _get_device(rt, device_id))
+    # A device that never checked in has no phone state: assume it ready, and say so.
+    seen = row.last_seen_at is not None
     facts = DeviceFacts(
         device_id=row.id,
         model=row.model,
@@ -348,15 +350,16 @@ async def explain_device(
         build=row.build,
         build_sha256=row.build_sha256 or "0" * 64,
         security_patch_level=row.security_patch_level,
-        free_bytes=row.free_bytes if row.free_bytes is not None else 0,
-        battery_percent=row.battery_percent if row.battery_percent is not None else 0,
-        network=row.network or "offline",
+        free_bytes=row.free_bytes if seen and row.free_bytes is not None else 2**62,
+        battery_percent=row.battery_percent if seen and row.battery_percent is not None else 100,
+        network=(row.network or "offline") if seen else "wifi",
     )
     catalog = rt.director.catalog
     day = at or rt.clock.now().date()
     result = explain(
         facts, catalog.releases_of(row.model), catalog.rules, catalog.amendments, day
     ).to_json()
+    result["phone_state"] = "last check-in" if seen else "unknown (assumed ready)"
     result["as_of_last_check_in"] = row.last_seen_at
     return result
 
