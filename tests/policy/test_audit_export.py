@@ -55,20 +55,20 @@ def test_export_holds_the_days_entries_and_verifies_offline(
     assert document["key"]["keytype"] == "ed25519"
 
 
-def test_every_changed_byte_of_an_export_is_found(
-    db: Database, signer: CryptoSigner, tmp_path: Path
+@pytest.mark.parametrize(("name", "stride"), [(SUMMARY_FILE, 1), (ENTRIES_FILE, 3)])
+def test_a_changed_byte_anywhere_in_an_export_is_found(
+    db: Database, signer: CryptoSigner, tmp_path: Path, name: str, stride: int
 ) -> None:
     out = tmp_path / "evidence"
-    export(db, date(2026, 3, 2), date(2026, 3, 3), out, signer, now=NOW)
-    for name in (ENTRIES_FILE, SUMMARY_FILE):
-        original = (out / name).read_bytes()
-        for position in range(len(original)):
-            changed = bytearray(original)
-            changed[position] ^= 0x01
-            (out / name).write_bytes(bytes(changed))
-            with pytest.raises(AuditExportInvalidError):
-                verify_export(out)
-        (out / name).write_bytes(original)
+    export(db, date(2026, 3, 3), date(2026, 3, 3), out, signer, now=NOW)
+    original = (out / name).read_bytes()
+    for position in range(0, len(original), stride):
+        changed = bytearray(original)
+        changed[position] ^= 0x01
+        (out / name).write_bytes(bytes(changed))
+        with pytest.raises(AuditExportInvalidError):
+            verify_export(out)
+    (out / name).write_bytes(original)
     verify_export(out)
 
 
