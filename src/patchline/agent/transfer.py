@@ -158,6 +158,8 @@ def _receive(
         out.seek(have)
         for chunk in opened.chunks:
             if have + received + len(chunk) > length:
+                out.close()
+                staging.unlink(missing_ok=True)
                 raise EndlessDataError(
                     f"the source sent more than the signed length of {length:,} bytes "
                     "(endless data)"
