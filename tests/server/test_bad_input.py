@@ -114,6 +114,7 @@ def test_roles_are_enforced_and_bad_bodies_refused(
     server: RunningServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     viewer = make_token(server.home, server.database_url, "viewer", "viewer", capsys)
+    server.api().post("/api/policies", json={**ALLOW_ALL, "valid_from": "2026-01-01"})
     releaser = make_token(server.home, server.database_url, "rm", "release-manager", capsys)
     before = counts(server)
     as_viewer = server.client(viewer)
@@ -142,6 +143,12 @@ def test_roles_are_enforced_and_bad_bodies_refused(
         json={"effective_from": "2026-01-01", "changes": {"priority": 3}},
     )
     assert missing.status_code == 404
+    breaking = api.post(
+        "/api/policies/normal/amendments",
+        json={"effective_from": "2026-02-01", "changes": {"valid_until": "2025-12-01"}},
+    )
+    assert breaking.status_code == 422
+    assert api.get("/api/policies").json()[0]["amendments"] == []
     assert api.get(f"/api/devices/{uuid.uuid4().hex}").status_code == 404
     assert api.get("/api/devices?page=0").status_code == 422
     assert api.patch("/api/releases/999", json={"min_battery_percent": 10}).status_code == 404

@@ -18,7 +18,7 @@ from patchline.policy.audit import AuditRecord, verify
 from patchline.policy.explain import explain
 from patchline.policy.facts import DeviceFacts
 from patchline.policy.releases_sync import bump_catalog
-from patchline.policy.rules import Amendment, Rule
+from patchline.policy.rules import Amendment, Rule, rule_history
 from patchline.repository.publisher import Repository
 from patchline.repository.releases import ReleaseRequest, add_release
 from patchline.server.auth import GRANTS, Permission, Role, role_of
@@ -462,6 +462,20 @@ async def amend_policy(
             row = session.get(Policy, policy_id)
             if row is None:
                 return None
+            earlier = [
+                Amendment(
+                    rule_id=a.policy_id,
+                    effective_from=a.effective_from,
+                    changes=a.changes,
+                    sequence=a.id,
+                )
+                for a in session.scalars(
+                    select(PolicyAmendment).where(PolicyAmendment.policy_id == policy_id)
+                )
+            ]
+            # Replaying the rule's whole history refuses an amendment that would leave it
+            # invalid on some day (InvalidAmendmentError: 422), before anything is stored.
+            rule_history(Rule.from_json(row.body), [*earlier, amendment])
             session.add(
                 PolicyAmendment(
                     policy_id=policy_id,
