@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from securesystemslib.signer import Signer
@@ -23,6 +23,7 @@ from tuf.api.serialization.json import JSONSerializer
 from patchline.policy.catalog import Catalog
 from patchline.policy.decide import Action as DecisionAction
 from patchline.policy.decide import Decision, cohort_key, decide, decision_digest
+from patchline.policy.evaluate import Delivery, phone_checks
 from patchline.policy.facts import DeviceFacts
 from patchline.wire.director import Action, sign_decision
 
@@ -75,6 +76,24 @@ class SignedAnswer:
     signed_at: datetime
 
 
+_ANY_SPACE = 2**62
+
+
+def _phone_ready(facts: DeviceFacts, decision: Decision) -> bool:
+    release = decision.release
+    if release is None or decision.target_path is None or decision.length is None:
+        return False
+    delivery = Delivery(
+        target_path=decision.target_path,
+        length=decision.length,
+        sha256=decision.sha256 or "",
+        is_delta=decision.is_delta,
+        full_target_path=decision.full_target_path or decision.target_path,
+        detail="",
+    )
+    return all(check.passed for check in phone_checks(facts, release, delivery))
+
+
 class Director:
     """Decides and signs; holds the catalog and the caches of one server process."""
 
@@ -108,8 +127,24 @@ class Director:
         self._decisions.clear()
 
     def decide(self, facts: DeviceFacts, now: datetime) -> tuple[Decision, str]:
-        """The decision for ``facts`` today and its digest, from the cohort cache."""
+        """The decision for ``facts`` today and its digest.
+
+        Which release a device may have depends on its cohort, not on its phone state
+        (free space, battery, network only turn an offer into "not now"), and a ready
+        offer's reasons do not mention phone state. So the decision is computed once per
+        cohort with a phone that passes every check, then this device's phone checks
+        run on the offer; only when one fails is the exact decision computed.
+        """
         day = now.date()
+        ideal = replace(facts, free_bytes=_ANY_SPACE, battery_percent=100, network="wifi")
+        decision, digest = self._cached_decide(ideal, day)
+        if decision.action is DecisionAction.NONE:
+            return decision, digest
+        if decision.action is DecisionAction.INSTALL and _phone_ready(facts, decision):
+            return decision, digest
+        return self._cached_decide(facts, day)
+
+    def _cached_decide(self, facts: DeviceFacts, day: date) -> tuple[Decision, str]:
         key = (self.catalog.version, cohort_key(facts, day))
         cached = self._decisions.get(key)
         if cached is not None:

@@ -1,0 +1,70 @@
+"""The director's cohort cache gives exactly the decisions ``decide`` gives."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from securesystemslib.signer import CryptoSigner
+from tuf.api.metadata import Root
+
+from patchline.policy.catalog import Catalog
+from patchline.policy.decide import decide, decision_digest
+from patchline.policy.director import Director
+from patchline.policy.rules import Effect, Rule
+from patchline.wire.director import Action, verify_decision
+from tests.policy.policy_factories import delta, device, release
+
+NOW = datetime(2018, 7, 10, 12, 0, tzinfo=UTC)
+
+
+def make_director(signer: CryptoSigner) -> Director:
+    director = Director(
+        signer, mirrors=["http://m"], poll_after_seconds=60, validity=timedelta(hours=2)
+    )
+    releases = (
+        release("1.1", min_battery_percent=30, allowed_networks=frozenset({"wifi", "ethernet"})),
+        release("1.2", "functional", deltas=(delta("1.2", "1.0", device().build_sha256),)),
+    )
+    rules = (
+        Rule(id="sec", effect=Effect.ALLOW, priority=5, update_classes=frozenset({"security"})),
+        Rule(id="eu-only", effect=Effect.BLOCK, priority=9, regions_excluded=frozenset({"DE"})),
+    )
+    director.use_catalog(Catalog(version=1, releases={"aurora": releases}, rules=rules))
+    return director
+
+
+def test_cached_decisions_equal_fresh_ones_for_every_phone_state() -> None:
+    director = make_director(CryptoSigner.generate_ed25519())
+    for region, free, battery, network in itertools.product(
+        ("DE", "FR"), (0, 999_999, 1_000_000, 10**9), (10, 30, 90), ("wifi", "cellular", "offline")
+    ):
+        facts = device(region=region, free_bytes=free, battery_percent=battery, network=network)
+        cached, digest = director.decide(facts, NOW)
+        fresh = decide(
+            facts, director.catalog.releases_of("aurora"), director.catalog.rules, (), NOW.date()
+        )
+        assert cached == fresh, (region, free, battery, network)
+        assert digest == decision_digest(fresh)
+
+
+def test_answers_are_signed_once_while_the_decision_holds() -> None:
+    signer = CryptoSigner.generate_ed25519()
+    director = make_director(signer)
+    root = Root(expires=NOW + timedelta(days=1))
+    root.add_key(signer.public_key, "targets")
+    decision, digest = director.decide(device(), NOW)
+    first = director.answer("dev-1", decision, digest, NOW)
+    assert director.answer("dev-1", decision, digest, NOW + timedelta(minutes=30)) is first
+    assert director.signatures == 1
+    later = director.answer("dev-1", decision, digest, NOW + timedelta(hours=1, minutes=1))
+    assert director.signatures == 2  # past half its validity: signed again, newer version
+    import json
+
+    old = verify_decision(root, json.loads(first)["director"], device_id="dev-1", now=NOW)
+    new = verify_decision(
+        root, json.loads(later)["director"], device_id="dev-1", now=NOW + timedelta(hours=1)
+    )
+    assert new.version > old.version
+    assert old.action is Action.INSTALL
+    assert director.answer("dev-2", decision, digest, NOW) != first  # names its own device
