@@ -11,9 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import BinaryIO
-
-import numpy as np
+from typing import TYPE_CHECKING, BinaryIO
 
 from patchline.delta import codecs
 from patchline.delta.format import (
@@ -33,8 +31,10 @@ from patchline.delta.format import (
     encode_operation,
 )
 from patchline.delta.info import DeltaInfo
-from patchline.delta.matching import I64, SourceIndex, plan_extents, sample_anchors
 from patchline.errors import DeltaError
+
+if TYPE_CHECKING:
+    from patchline.delta.matching import I64
 
 Progress = Callable[[int, int], None]
 
@@ -77,6 +77,9 @@ def _map(stack: ExitStack, path: Path) -> bytes | mmap.mmap:
 def _build(
     src: bytes | mmap.mmap, tgt: bytes | mmap.mmap, out: Path, progress: Progress | None
 ) -> DeltaInfo:
+    # Imported here so that applying a delta (on a device) never needs numpy.
+    from patchline.delta.matching import SourceIndex, sample_anchors, span_matches
+
     header = Header(len(src), hashlib.sha256(src).digest(), len(tgt), hashlib.sha256(tgt).digest())
     with ThreadPoolExecutor(max_workers=2) as pool:
         src_anchors, tgt_anchors = pool.map(sample_anchors, (memoryview(src), memoryview(tgt)))
@@ -85,8 +88,7 @@ def _build(
 
     def plan(span: tuple[int, int]) -> bytes:
         lo, hi = span
-        a, b = np.searchsorted(t_pos, [lo, hi])
-        return encode_operation(_plan_span(src, tgt, lo, hi, t_pos[a:b], s_pos[a:b]))
+        return encode_operation(_plan_span(src, tgt, lo, hi, *span_matches(t_pos, s_pos, span)))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
@@ -195,8 +197,10 @@ def _plan_span(
     s_pos: I64,
 ) -> Operation:
     """Choose the cheapest operation that produces ``tgt[lo:hi]``."""
+    from patchline.delta.matching import main_shift, plan_extents
+
     new = tgt[lo:hi]
-    copy = _find_copy(src, new, lo, t_pos, s_pos)
+    copy = _find_copy(src, new, lo, main_shift(t_pos, s_pos))
     if copy is not None:
         return copy
     extents = plan_extents(
@@ -211,14 +215,11 @@ def _plan_span(
     return Operation(OP_DIFF, len(new), extents, hashlib.sha256(old).digest(), payload)
 
 
-def _find_copy(
-    src: bytes | mmap.mmap, new: bytes, lo: int, t_pos: I64, s_pos: I64
-) -> Operation | None:
-    """A COPY if the span sits unchanged in the source at its most common shift."""
-    if len(t_pos) == 0:
+def _find_copy(src: bytes | mmap.mmap, new: bytes, lo: int, shift: int | None) -> Operation | None:
+    """A COPY if the span sits unchanged in the source at ``shift``."""
+    if shift is None:
         return None
-    shifts, counts = np.unique(s_pos - t_pos, return_counts=True)
-    start = lo + int(shifts[np.argmax(counts)])
+    start = lo + shift
     if start < 0 or start + len(new) > len(src) or src[start : start + len(new)] != new:
         return None
     return Operation(

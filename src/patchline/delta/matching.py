@@ -168,3 +168,17 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((a, b))
     return merged
+
+
+def span_matches(t_pos: I64, s_pos: I64, span: tuple[int, int]) -> tuple[I64, I64]:
+    """The matches (sorted by target position) whose target position lies in ``span``."""
+    a, b = np.searchsorted(t_pos, span)
+    return t_pos[a:b], s_pos[a:b]
+
+
+def main_shift(t_pos: I64, s_pos: I64) -> int | None:
+    """The most common shift (source minus target offset) among matches, if any."""
+    if len(t_pos) == 0:
+        return None
+    shifts, counts = np.unique(s_pos - t_pos, return_counts=True)
+    return int(shifts[np.argmax(counts)])
