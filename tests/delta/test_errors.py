@@ -10,6 +10,7 @@ import pytest
 from patchline.delta import DeltaInfo, apply_delta, build_delta
 from patchline.errors import (
     CorruptDeltaError,
+    DeltaError,
     DeltaResultMismatchError,
     DeltaSourceMismatchError,
 )
@@ -117,3 +118,13 @@ def test_not_a_delta_at_all_is_reported_as_corrupt(
     patch.write_bytes(b"PK\x03\x04 this is a zip file, not a delta" * 10)
     with pytest.raises(CorruptDeltaError, match="magic"):
         _apply(source, patch, info, tmp_path / "out.img")
+
+
+def test_applying_onto_the_source_itself_is_refused_and_the_source_kept(
+    built: tuple[Path, Path, DeltaInfo],
+) -> None:
+    source, patch, info = built
+    before = source.read_bytes()
+    with pytest.raises(DeltaError, match="own source"):
+        _apply(source, patch, info, source)
+    assert source.read_bytes() == before

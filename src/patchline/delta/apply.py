@@ -26,8 +26,6 @@ from patchline.errors import (
     DeltaSourceMismatchError,
 )
 
-_READ_CHUNK = 1 << 20
-
 
 def apply_delta(
     source: Path,
@@ -48,9 +46,11 @@ def apply_delta(
     Raises DeltaSourceMismatchError if ``source`` is not the image the patch was built from,
     CorruptDeltaError if the patch bytes are malformed or truncated,
     DeltaResultMismatchError if the patch does not produce the expected image, and
-    DeltaError if a file cannot be read or written.
+    DeltaError if ``out`` is ``source`` or a file cannot be read or written.
     """
     expected = expected_sha256.lower()
+    if out.exists() and source.exists() and out.samefile(source):
+        raise DeltaError(f"cannot apply a delta onto its own source {source}")
     try:
         with ExitStack() as stack:
             stream = stack.enter_context(patch.open("rb")) if isinstance(patch, Path) else patch
@@ -99,10 +99,11 @@ def _run(reader: PatchReader, src: BinaryIO, out: BinaryIO, expected: str, lengt
     for op in reader.operations():
         if written + op.target_length > length:
             raise CorruptDeltaError("the delta writes past the target's length")
-        for chunk in _produce(op, src):
-            out.write(chunk)
-            result.update(chunk)
-            written += len(chunk)
+        data = _produce(op, src)
+        out.write(data)
+        result.update(data)
+        written += len(data)
+        del data
     if written != length or result.hexdigest() != expected:
         raise DeltaResultMismatchError(
             f"applying the delta produced {result.hexdigest()} ({written} bytes), "
@@ -111,45 +112,34 @@ def _run(reader: PatchReader, src: BinaryIO, out: BinaryIO, expected: str, lengt
         )
 
 
-def _produce(op: Operation, src: BinaryIO) -> list[bytes]:
+def _produce(op: Operation, src: BinaryIO) -> bytes:
     if op.kind == OP_REPLACE:
-        return [op.payload]
+        return op.payload
     if op.kind == OP_COPY:
-        chunks = list(_read_extents(op, src))
-        _check_source(op, chunks)
-        return chunks
+        return _read_source(op, src)
     if op.kind == OP_DIFF:
-        chunks = list(_read_extents(op, src))
-        _check_source(op, chunks)
-        old = b"".join(chunks)
-        del chunks
-        return [codecs.patch(old, op.payload, op.target_length)]
+        return codecs.patch(_read_source(op, src), op.payload, op.target_length)
     raise CorruptDeltaError(f"unknown delta operation kind {op.kind}")
 
 
-def _read_extents(op: Operation, src: BinaryIO) -> list[bytes]:
-    chunks: list[bytes] = []
+def _read_source(op: Operation, src: BinaryIO) -> bytes:
+    """The concatenated source extents of ``op``, checked against its source digest."""
+    parts: list[bytes] = []
     for extent in op.extents:
         src.seek(extent.offset)
-        remaining = extent.length
-        while remaining:
-            data = src.read(min(remaining, _READ_CHUNK))
-            if not data:
-                raise DeltaSourceMismatchError(
-                    "the source image ends before a range the delta reads",
-                    hint="use the full image, or the delta built from the installed build",
-                )
-            chunks.append(data)
-            remaining -= len(data)
-    return chunks
-
-
-def _check_source(op: Operation, chunks: list[bytes]) -> None:
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
-    if op.source_sha256 == NO_SOURCE or digest.digest() != op.source_sha256:
+        data = src.read(extent.length)
+        if len(data) != extent.length:
+            raise DeltaSourceMismatchError(
+                "the source image ends before a range the delta reads",
+                hint="use the full image, or the delta built from the installed build",
+            )
+        parts.append(data)
+    # One extent (the common case) is used as read, without a second copy.
+    data = parts[0] if len(parts) == 1 else b"".join(parts)
+    del parts
+    if op.source_sha256 == NO_SOURCE or hashlib.sha256(data).digest() != op.source_sha256:
         raise DeltaSourceMismatchError(
             "the source image differs from the one the delta was built from",
             hint="use the full image, or the delta built from the installed build",
         )
+    return data

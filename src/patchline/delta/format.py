@@ -47,7 +47,7 @@ CODEC_LZMA = 1
 #: Largest target span one operation may produce.
 MAX_OP_TARGET = 8 << 20
 #: Largest total of source extents one operation may read.
-MAX_OP_SOURCE = 32 << 20
+MAX_OP_SOURCE = 16 << 20
 #: Largest payload one operation may carry.
 MAX_OP_PAYLOAD = MAX_OP_TARGET + (1 << 20)
 #: Largest number of source extents in one operation.
