@@ -23,7 +23,7 @@ I64 = npt.NDArray[np.int64]
 _WINDOW = 32
 _SELECT_MULTIPLIER = np.uint64(0xFF51AFD7ED558CCD)
 _SELECT_BELOW = np.uint64(1 << (64 - 7))  # one anchor per 128 random bytes
-_BLOCK = 32 << 20
+_BLOCK = 8 << 20
 _MULTIPLIERS = (
     np.uint64(0x9E3779B97F4A7C15),
     np.uint64(0xC2B2AE3D27D4EB4F),
