@@ -77,18 +77,6 @@ def test_a_slow_trickle_is_refused_below_the_minimum_throughput(
     assert code is ReportCode.DOWNLOAD_ERROR
 
 
-def test_the_good_mirror_resumes_what_a_slow_one_left_behind(
-    two_mirrors: Callable[..., tuple],
-) -> None:
-    bad, good, device = two_mirrors(trickle=True)
-    update_via(bad, good, device)
-    (resumed,) = good.target_requests()
-    assert resumed.range is not None
-    assert resumed.range != "bytes=0-"
-    assert resumed.status == 206
-    assert resumed.body_bytes < 65536
-
-
 def test_stale_expired_metadata_is_refused_with_its_age_and_the_device_clock(
     repo: Repository,
     clock: FixedClock,

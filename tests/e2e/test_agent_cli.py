@@ -10,8 +10,6 @@ from patchline.repository import Repository
 from tests.agent.conftest import closed_port_url
 from tests.conftest import image_bytes, publish
 
-pytest_plugins = ["tests.agent.conftest"]
-
 
 def patchline(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

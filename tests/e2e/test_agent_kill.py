@@ -20,11 +20,13 @@ from patchline.clock import SystemClock
 from patchline.repository import ReleaseRequest, Repository, add_release
 from patchline.wire.device_api import ReportCode, ReportStatus, Slot
 from patchline.wire.release import UpdateClass
+from tests.agent import conftest as agent_fixtures
 from tests.agent.hosts import RangeHost
 from tests.conftest import image_bytes, publish
 
-pytest_plugins = ["tests.agent.conftest"]
 BIG = 4 * 1024 * 1024
+hosts = agent_fixtures.hosts
+make_device = agent_fixtures.make_device
 
 
 def start_agent(*args: str) -> subprocess.Popen[bytes]:

@@ -59,6 +59,11 @@ def install_image(
     slot = state.inactive
     state = forget_inactive(device, state)
     try:
+        fd = os.open(staging, os.O_RDONLY)  # durable before it becomes the slot
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(staging, device.slot_image(slot))
         fsync_dir(device.path)
     except OSError as exc:

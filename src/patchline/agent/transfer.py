@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import urllib3
 from tuf.api.metadata import TargetFile
@@ -38,7 +38,8 @@ from patchline.errors import (
     TargetRefusedError,
 )
 
-CHUNK = 1 << 20
+CHUNK = 4 << 20
+MIN_READ = 64 << 10
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -47,7 +48,10 @@ class Opened:
     """A byte stream of a target, starting at ``start``."""
 
     start: int
-    chunks: Iterator[bytes]
+    #: Reads at most the given number of bytes; b"" at the end.
+    read: Callable[[int], bytes]
+    #: Interrupts a read blocked in another thread (slow-retrieval watchdog).
+    stop: Callable[[], None]
 
 
 class HttpOpener:
@@ -72,9 +76,9 @@ class HttpOpener:
                         f"the host answered a range request with the wrong range "
                         f"({response.headers.get('Content-Range')!r})"
                     )
-                yield Opened(start, _body(response))
+                yield Opened(start, _reader(response), response.shutdown)
             elif response.status == 200:
-                yield Opened(0, _body(response))
+                yield Opened(0, _reader(response), response.shutdown)
             elif response.status == 416 and start:
                 response.drain_conn()
                 with self.open(url, 0) as whole:
@@ -98,7 +102,7 @@ class FileOpener:
             raise DownloadFailedError(f"cannot read {path}: {exc.strerror}") from None
         with handle:
             handle.seek(start)
-            yield Opened(start, _file_chunks(handle))
+            yield Opened(start, handle.read, _no_stop)
 
 
 def opener_for(url: str, pool: urllib3.PoolManager) -> HttpOpener | FileOpener:
@@ -122,6 +126,8 @@ def download_verified(
     TargetRefusedError (hash or length wrong; the staging file is removed),
     EndlessDataError, SlowRetrievalError, DownloadFailedError or SourceUnreachableError
     (the staging file is kept, to resume from), InstallFailedError when the disk is full.
+    The staging file is not fsynced here: the install step does that before it becomes
+    a slot (a killed process loses nothing the page cache holds).
     """
     hashers = _hashers(target)
     have = staging.stat().st_size if staging.exists() else 0
@@ -151,41 +157,41 @@ def _receive(
     on_progress: Callable[[int], None] | None,
 ) -> None:
     fd = os.open(staging, os.O_WRONLY | os.O_CREAT, 0o644)
-    received = 0
-    started = monotonic()
-    with os.fdopen(fd, "wb") as out, _HashThread(hashers) as hasher:
+    watchdog = _Watchdog(opened.stop, limits, monotonic, have, length)
+    with os.fdopen(fd, "wb") as out, _HashThread(hashers) as hasher, watchdog:
         out.truncate(have)
         out.seek(have)
-        for chunk in opened.chunks:
-            if have + received + len(chunk) > length:
-                out.close()
-                staging.unlink(missing_ok=True)
-                raise EndlessDataError(
-                    f"the source sent more than the signed length of {length:,} bytes "
-                    "(endless data)"
-                )
-            out.write(chunk)
-            hasher.feed(chunk)
-            received += len(chunk)
-            elapsed = monotonic() - started
-            if elapsed > limits.deadline_seconds:
-                raise SlowRetrievalError(
-                    f"download did not finish within {limits.deadline_seconds:.0f} s "
-                    f"({have + received:,} of {length:,} bytes)"
-                )
-            if elapsed > limits.grace_seconds and received / elapsed < limits.min_bytes_per_second:
-                raise SlowRetrievalError(
-                    f"the source sends {received / elapsed:,.0f} bytes/s, below the minimum "
-                    f"of {limits.min_bytes_per_second:,} (slow retrieval)"
-                )
-            if on_progress is not None:
-                on_progress(have + received)
-        out.flush()
-        os.fsync(out.fileno())
-    if have + received != length:
-        raise DownloadFailedError(
-            f"the transfer stopped after {have + received:,} of {length:,} bytes"
-        )
+        done = have
+        try:
+            # Reads sized to about a quarter second of the current rate (so a kill or a
+            # stop loses little), never more than one byte past the signed length.
+            started = monotonic()
+            while chunk := opened.read(
+                min(_read_size(done - have, monotonic() - started), length - done + 1)
+            ):
+                if done + len(chunk) > length:
+                    out.close()
+                    staging.unlink(missing_ok=True)
+                    raise EndlessDataError(
+                        f"the source sent more than the signed length of {length:,} bytes "
+                        "(endless data)"
+                    )
+                out.write(chunk)
+                hasher.feed(chunk)
+                done += len(chunk)
+                watchdog.received = done - have
+                if on_progress is not None:
+                    on_progress(done)
+        except (OSError, urllib3.exceptions.HTTPError, ValueError) as exc:
+            if watchdog.reason:
+                raise SlowRetrievalError(watchdog.reason) from None
+            if isinstance(exc, urllib3.exceptions.TimeoutError):
+                raise SlowRetrievalError("the source stopped sending (timed out)") from None
+            raise DownloadFailedError(f"the transfer broke off ({exc})") from None
+    if watchdog.reason:
+        raise SlowRetrievalError(watchdog.reason)
+    if done != length:
+        raise DownloadFailedError(f"the transfer stopped after {done:,} of {length:,} bytes")
 
 
 def _check_digests(target: TargetFile, hashers: dict[str, Any], staging: Path) -> None:
@@ -231,19 +237,72 @@ def _check_space(directory: Path, needed: int) -> None:
         )
 
 
-def _body(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    try:
-        while chunk := response.read1(CHUNK):
-            yield chunk
-    except urllib3.exceptions.TimeoutError as exc:
-        raise SlowRetrievalError("the source stopped sending (timed out)") from exc
-    except urllib3.exceptions.HTTPError as exc:
-        raise DownloadFailedError(f"the transfer broke off ({exc})") from exc
+def _read_size(received: int, elapsed: float) -> int:
+    rate = received / elapsed if elapsed > 0 else 0.0
+    return int(min(CHUNK, max(MIN_READ, rate / 4)))
 
 
-def _file_chunks(handle: BinaryIO) -> Iterator[bytes]:
-    while chunk := handle.read(CHUNK):
-        yield chunk
+def _reader(response: urllib3.BaseHTTPResponse) -> Callable[[int], bytes]:
+    def read(amount: int) -> bytes:
+        return response.read(amount)
+
+    return read
+
+
+def _no_stop() -> None:
+    """Local files need no interrupting."""
+
+
+class _Watchdog:
+    """Checks the deadline and the minimum throughput from a second thread, and stops the
+    transfer (interrupting a blocked read) when either fails."""
+
+    def __init__(
+        self,
+        stop: Callable[[], None],
+        limits: Limits,
+        monotonic: Callable[[], float],
+        have: int,
+        length: int,
+    ) -> None:
+        self._stop = stop
+        self._limits = limits
+        self._monotonic = monotonic
+        self._have = have
+        self._length = length
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.received = 0
+        self.reason = ""
+
+    def __enter__(self) -> _Watchdog:
+        self._started = self._monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        limits = self._limits
+        while not self._done.wait(0.1):
+            elapsed = self._monotonic() - self._started
+            if elapsed > limits.deadline_seconds:
+                self.reason = (
+                    f"download did not finish within {limits.deadline_seconds:.0f} s "
+                    f"({self._have + self.received:,} of {self._length:,} bytes)"
+                )
+            elif elapsed > limits.grace_seconds:
+                rate = self.received / elapsed
+                if rate < limits.min_bytes_per_second:
+                    self.reason = (
+                        f"the source sends {rate:,.0f} bytes/s, below the minimum of "
+                        f"{limits.min_bytes_per_second:,} (slow retrieval)"
+                    )
+            if self.reason:
+                self._stop()
+                return
 
 
 class _HashThread:

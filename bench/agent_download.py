@@ -1,0 +1,158 @@
+"""Agent download-and-verify throughput against curl and sha256 alone, same file, same run.
+
+    .venv/bin/python bench/agent_download.py [--size-mib 1024] [--rounds 3]
+
+Starts nginx (Debian package) as this user's own process on a free port of 127.0.0.1
+with one worker, serves a generated image, and measures, best of --rounds:
+curl of the file alone (to /dev/null), hashlib sha256 of the file alone (from the page
+cache), and the agent's download_verified (HTTP, written to a staging file, sha256
+checked against the signed target). Prints the ratio agent / slower reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tuf.api.metadata import TargetFile
+
+from patchline.agent.device import Limits
+from patchline.agent.fetcher import http_pool
+from patchline.agent.transfer import HttpOpener, download_verified
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_image(path: Path, size: int) -> str:
+    block = os.urandom(16 * 1024 * 1024)
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        left = size
+        while left:
+            piece = block[: min(len(block), left)]
+            out.write(piece)
+            digest.update(piece)
+            left -= len(piece)
+    return digest.hexdigest()
+
+
+def start_nginx(work: Path, root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, port=port, root=root))
+    process = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)])
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError as exc:
+            if time.monotonic() > deadline or process.poll() is not None:
+                log = (work / "error.log").read_text()
+                raise RuntimeError(f"nginx did not start: {log}") from exc
+            time.sleep(0.05)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def best(rounds: int, run: object) -> float:
+    assert callable(run)
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def measure(size_mib: int, rounds: int) -> dict[str, float]:
+    """Rates in bytes/s for curl, sha256 and the agent; and the ratio."""
+    size = size_mib * 1024 * 1024
+    with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)  # nginx workers may run as another user when started by root
+        (work / "www").mkdir(mode=0o755)
+        image = work / "www" / "image.img"
+        sha = make_image(image, size)
+        image.chmod(0o644)
+        target = TargetFile(size, {"sha256": sha}, "image.img")
+        nginx, url = start_nginx(work, work / "www")
+        try:
+            file_url = f"{url}/image.img"
+            curl = shutil.which("curl") or "curl"
+
+            def run_curl() -> None:
+                subprocess.run([curl, "-sf", "-o", "/dev/null", file_url], check=True)
+
+            def run_sha() -> None:
+                digest = hashlib.sha256()
+                with image.open("rb") as handle:
+                    while chunk := handle.read(1 << 20):
+                        digest.update(chunk)
+                assert digest.hexdigest() == sha
+
+            staging = work / "slot_b.img.part"
+            pool = http_pool(5, 30)
+
+            def run_agent() -> None:
+                staging.unlink(missing_ok=True)
+                download_verified(HttpOpener(pool), file_url, target, staging, Limits())
+
+            run_sha()  # warm the page cache
+            t_curl = best(rounds, run_curl)
+            t_sha = best(rounds, run_sha)
+            t_agent = best(rounds, run_agent)
+        finally:
+            nginx.terminate()
+            nginx.wait()
+    rates = {"curl": size / t_curl, "sha256": size / t_sha, "agent": size / t_agent}
+    rates["ratio"] = rates["agent"] / min(rates["curl"], rates["sha256"])
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    rates = measure(args.size_mib, args.rounds)
+    for name in ("curl", "sha256", "agent"):
+        print(f"{name:>7}: {rates[name] / 1e9:.2f} GB/s")
+    print(f"ratio agent / slower reference: {rates['ratio']:.2f} (target >= 0.80)")
+
+
+if __name__ == "__main__":
+    main()
