@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+from pathlib import Path
+
 import click
 import uvicorn
 
@@ -18,13 +23,43 @@ from patchline.store.migrate import upgrade
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--log-level", default="warning", show_default=True)
+@click.option(
+    "--server",
+    "asgi_server",
+    type=click.Choice(["uvicorn", "granian"]),
+    default="uvicorn",
+    show_default=True,
+    help="The ASGI server (see bench/RESULTS.md for how they compare).",
+)
 @pass_cli
-def serve(cli: CliContext, host: str, port: int, log_level: str) -> None:
+def serve(cli: CliContext, host: str, port: int, log_level: str, asgi_server: str) -> None:
     """Run the update server (device API, management API, repository files)."""
-    settings = ServerSettings.from_env(cli.home.absolute(), host, port)
-    app = create_app(settings)
+    home = cli.home.absolute()
+    settings = ServerSettings.from_env(home, host, port)
     cli.console.print(f"Patchline server on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    if asgi_server == "granian":
+        env = {**os.environ, "PATCHLINE_HOME": str(home), "PATCHLINE_HOST": host}
+        env["PATCHLINE_PORT"] = str(port)
+        granian = shutil.which("granian") or str(Path(sys.executable).parent / "granian")
+        os.execve(  # noqa: S606 - replaces this process with the chosen server
+            granian,
+            [
+                granian,
+                "--interface",
+                "asgi",
+                "--factory",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--log-level",
+                log_level,
+                "--no-access-log",
+                "patchline.server.entry:app_from_env",
+            ],
+            env,
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
 
 
 @click.group()

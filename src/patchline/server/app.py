@@ -21,6 +21,7 @@ from patchline.repository.publisher import Repository
 from patchline.server.asgi_io import Receive, Scope, Send
 from patchline.server.config import ServerSettings
 from patchline.server.device_api import DeviceApi
+from patchline.server.devices_cache import DeviceLoader
 from patchline.server.http_errors import status_for
 from patchline.server.management_api import router
 from patchline.server.runtime import Runtime
@@ -49,7 +50,7 @@ def build_runtime(settings: ServerSettings, clock: Clock | None = None) -> Runti
         clock=clock,
         director=director,
         writer=writer,
-        devices=BoundedCache(settings.device_cache_size),
+        devices=DeviceLoader(db, BoundedCache(settings.device_cache_size)),
     )
 
 

@@ -30,7 +30,7 @@ from patchline.server.asgi_io import (
     send_bytes,
     send_error,
 )
-from patchline.server.devices_cache import DeviceEntry, load_device
+from patchline.server.devices_cache import DeviceEntry
 from patchline.server.writer import (
     CheckInWrite,
     DecisionChange,
@@ -97,14 +97,13 @@ class DeviceApi:
         if parsed is None:
             return None
         device_id, secret = parsed
-        entry = self.rt.devices.get(device_id)
+        try:
+            entry = await self.rt.devices.get(device_id)
+        except Exception:
+            log.exception("could not load device %s", device_id)
+            return None
         if entry is None:
-            entry = await asyncio.get_running_loop().run_in_executor(
-                None, load_device, self.rt.db, device_id
-            )
-            if entry is None:
-                return None
-            self.rt.devices.put(device_id, entry)
+            return None
         return entry if secret_matches(secret, entry.credential_hash) else None
 
     async def check_in(self, scope: Scope, body: bytes, send: Send) -> None:

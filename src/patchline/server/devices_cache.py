@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from patchline.policy.director import BoundedCache
 from patchline.store.db import Database
 from patchline.store.models import Device
 
@@ -26,27 +28,83 @@ class DeviceEntry:
     decision_digest: str | None = None
 
 
-def load_device(db: Database, device_id: str) -> DeviceEntry | None:
-    """Read one device's identity from the database (None when unknown)."""
-    table = Device.__table__
+def load_devices(db: Database, device_ids: list[str]) -> dict[str, DeviceEntry]:
+    """Read the identities of several devices in one query; unknown ids are absent."""
     query = select(
-        table.c.id,
-        table.c.credential_hash,
-        table.c.model,
-        table.c.region,
-        table.c.deployed_on,
-        table.c.last_decision,
-    ).where(table.c.id == device_id)
+        Device.id,
+        Device.credential_hash,
+        Device.model,
+        Device.region,
+        Device.deployed_on,
+        Device.last_decision,
+    ).where(Device.id.in_(device_ids))
     with db.engine.connect() as conn:
-        row = conn.execute(query).first()
+        rows = conn.execute(query).all()
         conn.rollback()
-    if row is None:
-        return None
-    return DeviceEntry(
-        device_id=row.id,
-        credential_hash=bytes(row.credential_hash),
-        model=row.model,
-        region=row.region,
-        deployed_on=row.deployed_on,
-        decision_digest=row.last_decision,
-    )
+    return {
+        row.id: DeviceEntry(
+            device_id=row.id,
+            credential_hash=bytes(row.credential_hash),
+            model=row.model,
+            region=row.region,
+            deployed_on=row.deployed_on,
+            decision_digest=row.last_decision,
+        )
+        for row in rows
+    }
+
+
+class DeviceLoader:
+    """Loads devices missing from the cache, many per query.
+
+    Requests that miss during one turn of the event loop share one ``IN (...)`` query,
+    so a wave of first check-ins costs a few queries, not one per device.
+    """
+
+    def __init__(self, db: Database, cache: BoundedCache[str, DeviceEntry], max_batch: int = 500):
+        self._db = db
+        self._cache = cache
+        self._max_batch = max_batch
+        self._pending: dict[str, asyncio.Future[DeviceEntry | None]] = {}
+        self._flushing = False
+
+    async def get(self, device_id: str) -> DeviceEntry | None:
+        """The device's entry from the cache, or loaded with others; None when unknown."""
+        entry = self._cache.get(device_id)
+        if entry is not None:
+            return entry
+        future = self._pending.get(device_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._pending[device_id] = future
+            if not self._flushing:
+                self._flushing = True
+                asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    def forget(self, device_id: str) -> None:
+        """Drop a device from the cache (its credential changed)."""
+        self._cache.forget(device_id)
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                await asyncio.sleep(0)  # let this turn's other requests join
+                ids = list(self._pending)[: self._max_batch]
+                futures = {i: self._pending.pop(i) for i in ids}
+                try:
+                    found = await loop.run_in_executor(None, load_devices, self._db, ids)
+                except Exception as exc:
+                    for future in futures.values():
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for device_id, future in futures.items():
+                    entry = found.get(device_id)
+                    if entry is not None:
+                        self._cache.put(device_id, entry)
+                    if not future.done():
+                        future.set_result(entry)
+        finally:
+            self._flushing = False

@@ -11,12 +11,12 @@ from pathlib import Path
 from patchline.clock import Clock
 from patchline.policy.audit import AuditRecord
 from patchline.policy.catalog import load_catalog
-from patchline.policy.director import BoundedCache, Director
+from patchline.policy.director import Director
 from patchline.policy.releases_sync import catalog_version, sync_releases
 from patchline.repository.layout import RepositoryLayout
 from patchline.repository.state import load_state
 from patchline.server.config import ServerSettings
-from patchline.server.devices_cache import DeviceEntry
+from patchline.server.devices_cache import DeviceLoader
 from patchline.server.metrics import Metrics
 from patchline.server.writer import AuditWrite, BatchWriter, Waiter
 from patchline.store.db import Database
@@ -33,8 +33,8 @@ class Runtime:
     clock: Clock
     director: Director
     writer: BatchWriter
+    devices: DeviceLoader
     metrics: Metrics = field(default_factory=Metrics)
-    devices: BoundedCache[str, DeviceEntry] = field(default_factory=lambda: BoundedCache(500_000))
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
