@@ -146,3 +146,62 @@ def test_archived_builds_still_count_for_duplicates_and_order(
                 allow_downgrade=True,
             ),
         )
+
+
+def test_a_release_gets_deltas_from_the_newest_builds(repo: Repository, tmp_path: Path) -> None:
+    import hashlib
+
+    from patchline.delta import apply_delta
+    from patchline.wire.release import DeltaTargetInfo
+
+    base = bytes(range(256)) * 4096  # 1 MiB that compresses poorly in pieces
+    for build, edit in (("1.0", 0), ("1.1", 1), ("1.2", 2)):
+        image = tmp_path / f"alpha-{build}.img"
+        data = bytearray(base)
+        data[1000 * (edit + 1)] ^= 0xFF
+        image.write_bytes(bytes(data))
+        published = add_release(
+            repo,
+            ReleaseRequest(
+                image=image,
+                model="alpha",
+                build=build,
+                security_patch_level=date(2026, 1, 1),
+                update_class=UpdateClass.SECURITY,
+            ),
+        )
+    assert [d.source_build for d in published.deltas] == ["1.1", "1.0"]  # delta_sources = 2
+    targets = repo.state().model("alpha").signed.targets
+    delta = targets["alpha/1.2/delta-from-1.0.patch"]
+    info = DeltaTargetInfo.from_custom(delta.custom)
+    assert info.full_target == "alpha/1.2/alpha-1.2.img"
+    assert info.source_sha256 == targets["alpha/1.0/alpha-1.0.img"].hashes["sha256"]
+    assert delta.length < published.length // 10
+    source = repo.layout.target_file("alpha/1.0/alpha-1.0.img", info.source_sha256)
+    patch = repo.layout.target_file(delta.path, delta.hashes["sha256"])
+    out = tmp_path / "rebuilt.img"
+    apply_delta(
+        source, patch, out, expected_sha256=info.full_sha256, expected_length=info.full_length
+    )
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == published.sha256
+    assert [r.info.build for r in releases_of(repo.state(), "alpha")] == ["1.0", "1.1", "1.2"]
+
+
+def test_no_delta_when_it_would_not_be_smaller(repo: Repository, tmp_path: Path) -> None:
+    import os
+
+    for build in ("1.0", "1.1"):
+        image = tmp_path / f"alpha-{build}.img"
+        image.write_bytes(os.urandom(64 * 1024))
+        published = add_release(
+            repo,
+            ReleaseRequest(
+                image=image,
+                model="alpha",
+                build=build,
+                security_patch_level=date(2026, 1, 1),
+                update_class=UpdateClass.SECURITY,
+            ),
+        )
+    assert published.deltas == ()
+    assert not any("delta" in p for p in repo.state().model("alpha").signed.targets)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from patchline.cli.context import CliContext, pass_cli
@@ -77,12 +78,32 @@ def add_command(
         build_time=parse_datetime("build time", build_time) if build_time else None,
         allow_downgrade=allow_downgrade,
     )
-    published = add_release(cli.open_repository(), request)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        console=cli.console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done)
+
+        published = add_release(cli.open_repository(), request, progress)
     cli.console.print(
         f"Published [bold]{published.target_path}[/] ({published.length} bytes, "
         f"sha256 {published.sha256[:16]}...), {published.info.update_class.value} update, "
         f"patch level {published.info.security_patch_level.isoformat()}."
     )
+    for delta in published.deltas:
+        share = 100 * delta.length / published.length
+        cli.console.print(
+            f"  delta from {delta.source_build}: {delta.target_path} ({delta.length} bytes, "
+            f"{share:.1f} % of the image)"
+        )
 
 
 @release.command("list")

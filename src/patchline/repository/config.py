@@ -79,6 +79,8 @@ class RepositoryConfig:
     #: Builds per model kept in the model's role, which every refresh of a device of
     #: that model downloads; older builds move to the model's archive role.
     current_builds: int = 8
+    #: A new release gets a delta from each of the model's newest this-many builds.
+    delta_sources: int = 2
 
     def save(self, path: Path) -> None:
         """Write the settings file atomically."""
@@ -92,6 +94,8 @@ class RepositoryConfig:
             f"root_threshold = {self.root_threshold}",
             "# Builds per model that devices see on every refresh; older ones are archived.",
             f"current_builds = {self.current_builds}",
+            "# Deltas built for a new release: from each of this many newest builds (0: none).",
+            f"delta_sources = {self.delta_sources}",
             "",
             "# How long each role's signatures stay valid: whole numbers of d, h or m.",
             "[expiry]",
@@ -119,15 +123,19 @@ class RepositoryConfig:
             )
             threshold = int(section.get("root_threshold", 2))
             current_builds = int(section.get("current_builds", 8))
+            delta_sources = int(section.get("delta_sources", 2))
         except (UsageError, ValueError) as exc:
             raise ConfigError(f"{path}: {exc}") from exc
         if current_builds < 1:
             raise ConfigError(f"{path}: current_builds must be at least 1")
+        if delta_sources < 0:
+            raise ConfigError(f"{path}: delta_sources must not be negative")
         return cls(
             keys_dir=keys_dir,
             expiries=expiries,
             root_threshold=threshold,
             current_builds=current_builds,
+            delta_sources=delta_sources,
         )
 
 

@@ -5,23 +5,27 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from tuf.api.metadata import TargetFile
+from tuf.api.metadata import TargetFile, Targets
 
+from patchline.delta import build_delta
 from patchline.errors import ImageError, ReleaseRejectedError
 from patchline.fsutil import fsync_dir
 from patchline.repository.publisher import Repository, Transaction
 from patchline.repository.state import RepositoryState
-from patchline.repository.versions import build_sort_key
+from patchline.repository.versions import build_sort_key, is_newer_build
 from patchline.wire.release import (
     NAME_PATTERN,
+    DeltaTargetInfo,
     Eligibility,
     InvalidReleaseInfo,
     ReleaseInfo,
     UpdateClass,
+    delta_target_path,
 )
 
 CHUNK = 1 << 20
@@ -43,13 +47,27 @@ class ReleaseRequest:
 
 
 @dataclass(frozen=True)
+class PublishedDelta:
+    """A delta published with a release: from which build, and its size."""
+
+    target_path: str
+    source_build: str
+    length: int
+
+
+@dataclass(frozen=True)
 class PublishedRelease:
-    """A release as signed: its target path, length, hash and facts."""
+    """A release as signed: its target path, length, hash and facts, and its deltas."""
 
     target_path: str
     length: int
     sha256: str
     info: ReleaseInfo
+    deltas: tuple[PublishedDelta, ...] = ()
+
+
+#: Called while deltas are built: (what, bytes done, bytes total).
+DeltaProgress = Callable[[str, int, int], None]
 
 
 def target_path_for(model: str, build: str, image_name: str) -> str:
@@ -75,11 +93,15 @@ def _releases_in(targets: dict[str, TargetFile]) -> list[PublishedRelease]:
     return sorted(found, key=lambda r: build_sort_key(r.info.build))
 
 
-def add_release(repo: Repository, request: ReleaseRequest) -> PublishedRelease:
-    """Validate, store and sign a new release; on any refusal the repository is unchanged.
+def add_release(
+    repo: Repository, request: ReleaseRequest, progress: DeltaProgress | None = None
+) -> PublishedRelease:
+    """Validate, store and sign a new release with deltas from the model's newest builds;
+    on any refusal the repository is unchanged.
 
     Refuses an unknown model, a duplicate build, a build or security patch level below
     the model's newest (unless ``allow_downgrade``), and an image that cannot be read.
+    A delta is published only when it is smaller than the full image.
     """
     image_name = request.image.name
     if not NAME_PATTERN.match(image_name):
@@ -105,18 +127,80 @@ def add_release(repo: Repository, request: ReleaseRequest) -> PublishedRelease:
         tx.require_signers([request.model, "snapshot", "timestamp"])
         path = target_path_for(request.model, request.build, image_name)
         length, sha256, stored = _store_image(repo, request.image, path)
+        created = [stored] if stored is not None else []
         try:
             model_targets.targets[path] = TargetFile(
                 length, {"sha256": sha256}, path, unrecognized_fields={"custom": info.to_custom()}
             )
+            sources = [r for r in existing if is_newer_build(info.build, r.info.build)]
+            deltas = _add_deltas(
+                repo,
+                model_targets,
+                PublishedRelease(path, length, sha256, info),
+                sources[-repo.config.delta_sources :] if repo.config.delta_sources else [],
+                created,
+                progress,
+            )
             _archive_beyond_window(tx, request.model, repo.config.current_builds)
             tx.commit()
         except BaseException:
-            if stored is not None:
-                stored.unlink(missing_ok=True)
-                _remove_empty_dirs(stored.parent, repo.layout.targets_dir)
+            for file in created:
+                file.unlink(missing_ok=True)
+                _remove_empty_dirs(file.parent, repo.layout.targets_dir)
             raise
-    return PublishedRelease(path, length, sha256, info)
+    return PublishedRelease(path, length, sha256, info, tuple(deltas))
+
+
+def _add_deltas(
+    repo: Repository,
+    model_targets: Targets,
+    new: PublishedRelease,
+    sources: list[PublishedRelease],
+    created: list[Path],
+    progress: DeltaProgress | None,
+) -> list[PublishedDelta]:
+    """Build, store and list a delta from each source build to the new release."""
+    new_file = repo.layout.target_file(new.target_path, new.sha256)
+    published = []
+    for source in reversed(sources):  # newest source first: the likeliest to be asked for
+        source_file = repo.layout.target_file(source.target_path, source.sha256)
+        if not source_file.is_file():
+            continue  # an image not kept here (e.g. pruned): no delta from it
+        path = delta_target_path(new.info.model, new.info.build, source.info.build)
+        label = f"delta {source.info.build} -> {new.info.build}"
+        with tempfile.TemporaryDirectory(dir=repo.layout.targets_dir) as tmp:
+            patch = Path(tmp) / "delta.patch"
+            build_delta(source_file, new_file, patch, progress=_labelled(progress, label))
+            if patch.stat().st_size >= new.length:
+                continue  # no smaller than the full image: not worth offering
+            length, sha256, stored = _store_image(repo, patch, path)
+        if stored is not None:
+            created.append(stored)
+        custom = DeltaTargetInfo(
+            model=new.info.model,
+            build=new.info.build,
+            source_build=source.info.build,
+            source_sha256=source.sha256,
+            full_target=new.target_path,
+            full_sha256=new.sha256,
+            full_length=new.length,
+        ).to_custom()
+        model_targets.targets[path] = TargetFile(
+            length, {"sha256": sha256}, path, unrecognized_fields={"custom": custom}
+        )
+        published.append(PublishedDelta(path, source.info.build, length))
+    return published
+
+
+def _labelled(progress: DeltaProgress | None, label: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    report = progress
+
+    def call(done: int, total: int) -> None:
+        report(label, done, total)
+
+    return call
 
 
 def _archive_beyond_window(tx: Transaction, model: str, keep: int) -> None:
