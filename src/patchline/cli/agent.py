@@ -11,6 +11,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferS
 from rich.table import Table
 
 from patchline.agent import Agent, DeviceConfig, DeviceDir, HealthCheck, create_device
+from patchline.agent.enrollment import enroll
+from patchline.agent.fetcher import http_pool
 from patchline.agent.state import load_state
 from patchline.cli.context import CliContext, pass_cli
 from patchline.clock import SystemClock
@@ -218,3 +220,23 @@ def send_reports(ctx: CliContext, device: Path) -> None:
     """Send queued reports to the server now."""
     sent = Agent(DeviceDir(device), clock=SystemClock()).send_reports()
     ctx.console.print(f"{sent} report(s) acknowledged by the server")
+
+
+@agent.command("enroll")
+@DEVICE
+@click.option("--token", envvar="PATCHLINE_ENROLLMENT_TOKEN", required=True, help="Fleet token.")
+@click.option("--serial", required=True, help="The device's serial number.")
+@click.option("--hardware-id", required=True, help="A stable hardware identifier.")
+@click.option("--carrier", default="", help="The device's carrier, if any.")
+@pass_cli
+def enroll_device(
+    ctx: CliContext, device: Path, token: str, serial: str, hardware_id: str, carrier: str
+) -> None:
+    """Enroll the device with its server (once); the credential is kept in device.json."""
+    directory = DeviceDir(device)
+    config = directory.load_config()
+    pool = http_pool(config.limits.connect_timeout_seconds, config.limits.connect_timeout_seconds)
+    device_id = enroll(
+        directory, pool, token=token, serial=serial, hardware_id=hardware_id, carrier=carrier
+    )
+    ctx.console.print(f"Enrolled as device {device_id}.")

@@ -21,6 +21,7 @@ class StaticHost:
         handler = functools.partial(_QuietHandler, directory=str(directory))
         self._server = ThreadingHTTPServer((host, port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._stopped = False
 
     @property
     def url(self) -> str:
@@ -34,6 +35,9 @@ class StaticHost:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving and release the port (again is harmless)."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._server.shutdown()
         self._server.server_close()

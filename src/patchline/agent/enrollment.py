@@ -1,0 +1,74 @@
+"""Enrolling a device with the server: once, with the fleet's enrollment token."""
+
+from __future__ import annotations
+
+import msgspec
+import urllib3
+
+from patchline.agent.device import DeviceDir
+from patchline.agent.state import load_state
+from patchline.agent.trust import network_reason
+from patchline.errors import DeviceSetupError, SourceUnreachableError
+from patchline.wire.device_api import EnrollRequest, EnrollResponse
+
+
+def enroll(
+    device: DeviceDir,
+    pool: urllib3.PoolManager,
+    *,
+    token: str,
+    serial: str,
+    hardware_id: str,
+    carrier: str = "",
+) -> str:
+    """Enroll ``device`` with its configured server; keep and return its device id.
+
+    Raises DeviceSetupError when the device lacks a server, region or deployment date,
+    or the server refuses (wrong token, serial enrolled with other hardware), and
+    SourceUnreachableError when the server cannot be reached.
+    """
+    with device.locked():
+        config = device.load_config()
+        if not config.server_url:
+            raise DeviceSetupError("the device has no server to enroll with")
+        if not config.region or not config.deployed_on:
+            raise DeviceSetupError("enrollment needs the device's region and deployment date")
+        running = load_state(device).running
+        body = EnrollRequest(
+            model=config.model,
+            serial=serial,
+            hardware_id=hardware_id,
+            region=config.region,
+            deployed_on=config.deployed_on,
+            build=running.build,
+            security_patch_level=running.security_patch_level,
+            carrier=carrier,
+        )
+        url = f"{config.server_url.rstrip('/')}/v1/enroll"
+        try:
+            response = pool.request(
+                "POST",
+                url,
+                body=msgspec.json.encode(body),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise SourceUnreachableError(
+                f"Server {config.server_url}: {network_reason(exc)}"
+            ) from exc
+        if response.status != 201:
+            try:
+                reason = msgspec.json.decode(response.data).get("error", "")
+            except msgspec.DecodeError:
+                reason = ""
+            raise DeviceSetupError(
+                f"the server refused enrollment (HTTP {response.status}): {reason}",
+                hint="check the enrollment token and the serial number",
+            )
+        answer = msgspec.json.decode(response.data, type=EnrollResponse)
+        device.save_config(
+            msgspec.structs.replace(
+                config, device_id=answer.device_id, credential=answer.credential
+            )
+        )
+        return answer.device_id

@@ -1,0 +1,135 @@
+"""A device from build 1 to 2 through the server, then from a mirror with the server
+killed, then from an SD-card folder with no network at all; every report reaches the
+server in the end."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from patchline.agent import Agent, DeviceConfig, create_device
+from patchline.agent.enrollment import enroll
+from patchline.agent.fetcher import http_pool
+from patchline.clock import FixedClock, SystemClock
+from patchline.demo.static_host import StaticHost
+from patchline.errors import NoUpdateSourceError
+from patchline.policy.director_identity import create_director, director_root_path
+from patchline.repository import Repository
+from tests.agent.conftest import FAST_LIMITS
+from tests.conftest import image_bytes, open_repo, publish
+from tests.server.conftest import (
+    ENROLLMENT_TOKEN,
+    free_port,
+    make_token,
+    start_server,
+    stop_server,
+)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'server.db'}"
+
+
+def test_server_then_mirror_then_sd_card(
+    repo: Repository, tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_director(repo)
+    publish(repo, "alpha", "1.0")
+    publish(repo, "alpha", "1.1", "2026-02-01")
+    home = repo.layout.home
+    port = free_port()
+    server = start_server(home, sqlite_url, port)
+    server_url = f"http://127.0.0.1:{port}"
+    token = make_token(home, sqlite_url, "admin", "admin", capsys)
+    import httpx
+
+    api = httpx.Client(base_url=server_url, headers={"Authorization": f"Bearer {token}"})
+    rule = {"id": "normal", "title": "all", "effect": "allow", "priority": 1}
+    assert api.post("/api/policies", json=rule).status_code == 201
+
+    mirror_dir = tmp_path / "mirror"
+    shutil.copytree(repo.layout.public_dir, mirror_dir)
+    mirror = StaticHost(mirror_dir).start()
+    sdcard = tmp_path / "sdcard"
+    factory = tmp_path / "factory.img"
+    factory.write_bytes(image_bytes("alpha/1.0"))
+    device = create_device(
+        tmp_path / "phone",
+        DeviceConfig(
+            model="alpha",
+            region="DE",
+            deployed_on="2026-01-05",
+            server_url=server_url,
+            server_repository_url=f"{server_url}/repository",
+            mirrors=[mirror.url],
+            bundles=[str(sdcard)],
+            limits=FAST_LIMITS,
+        ),
+        shipped_root=repo.layout.metadata_file("root", 1).read_bytes(),
+        director_root=director_root_path(home).read_bytes(),
+        image=factory,
+        build="1.0",
+        security_patch_level=date(2026, 1, 1),
+    )
+    device_id = enroll(
+        device, http_pool(2, 10), token=ENROLLMENT_TOKEN, serial="SN-1", hardware_id="HW-1"
+    )
+    agent = Agent(device, clock=SystemClock())
+    try:
+        # 1. Through the server: the director's signed decision, bytes from its repository.
+        first = agent.update()
+        assert (first.status, first.build) == ("installed", "1.1")
+        assert first.source.startswith("Server")
+        seen = api.get(f"/api/devices/{device_id}").json()
+        assert seen["install_state"] == "booted-healthy"
+        assert {r["status"] for r in seen["reports"]} >= {
+            "downloading",
+            "installed",
+            "booted-healthy",
+        }
+
+        # 2. The maker's server goes dark; a mirror still carries 1.2.
+        publish(open_repo(home, FixedClock(SystemClock().now())), "alpha", "1.2", "2026-03-01")
+        shutil.copytree(repo.layout.public_dir, mirror_dir, dirs_exist_ok=True)
+        stop_server(server)
+        second = agent.update()
+        assert (second.status, second.build) == ("installed", "1.2")
+        assert mirror.url in second.source
+        assert any("Server" in a.source and "refused" in a.reason for a in second.attempts)
+
+        # 3. No network at all: an SD card with 1.3.
+        publish(open_repo(home, FixedClock(SystemClock().now())), "alpha", "1.3", "2026-04-01")
+        mirror.stop()
+        shutil.copytree(repo.layout.public_dir, sdcard)
+        third = agent.update()
+        assert (third.status, third.build) == ("installed", "1.3")
+        assert str(sdcard) in third.source
+        assert len(agent.outbox.pending()) > 0  # reports wait for the server
+
+        # 4. Nothing anywhere: a plain error naming every source tried.
+        shutil.rmtree(sdcard)
+        with pytest.raises(NoUpdateSourceError) as refused:
+            agent.update()
+        message = str(refused.value)
+        assert "Server" in message
+        assert "What to do" in message
+
+        # 5. The server is back: every queued report arrives, none lost.
+        server = start_server(home, sqlite_url, port)
+        queued = len(agent.outbox.pending())
+        assert agent.send_reports() == queued
+        assert agent.outbox.pending() == []
+        builds = {
+            (r["build"], r["status"])
+            for r in api.get(f"/api/devices/{device_id}").json()["reports"]
+        }
+        assert ("1.2", "booted-healthy") in builds
+        assert ("1.3", "booted-healthy") in builds
+        assert api.get("/api/audit/verify").json()["ok"] is True
+    finally:
+        stop_server(server)
+        mirror.stop()
