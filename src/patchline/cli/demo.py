@@ -23,15 +23,18 @@ from patchline.demo.scenario import run_demo
 @click.option("--no-wait", is_flag=True, help="Stop when the story ends instead of serving on.")
 @pass_cli
 def demo(cli: CliContext, port: int, workdir: Path, no_wait: bool) -> None:
-    """Publish signed releases, serve them statically, and update simulated devices."""
-    host = run_demo(workdir, port, cli.console.print, cli.settings)
+    """Run the server with signed releases and phones updating through it, narrated."""
+    demo = run_demo(workdir, port, cli.console.print, cli.settings)
     try:
         if no_wait:
             return
-        cli.console.print(f"\nServing {host.url}/metadata/ and /targets/ until Ctrl-C.")
+        cli.console.print(
+            f"\nServing {demo.server_url}: API docs at /docs, the signed repository at "
+            "/repository/. Ctrl-C to stop."
+        )
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         cli.console.print("Stopped.")
     finally:
-        host.stop()
+        demo.stop_server()

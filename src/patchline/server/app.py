@@ -17,6 +17,7 @@ from patchline.errors import PatchlineError
 from patchline.policy.director import BoundedCache, Director
 from patchline.policy.director_identity import director_signer, load_director_root
 from patchline.repository.layout import RepositoryLayout
+from patchline.repository.passphrases import PassphraseSource
 from patchline.repository.publisher import Repository
 from patchline.server.asgi_io import Receive, Scope, Send
 from patchline.server.config import ServerSettings
@@ -30,12 +31,16 @@ from patchline.store.db import Database
 from patchline.store.migrate import upgrade
 
 
-def build_runtime(settings: ServerSettings, clock: Clock | None = None) -> Runtime:
+def build_runtime(
+    settings: ServerSettings,
+    clock: Clock | None = None,
+    passphrases: PassphraseSource | None = None,
+) -> Runtime:
     """Open the database (migrating it), the director key, and the writer."""
     clock = clock or SystemClock()
     db = Database.connect(settings.database_url)
     upgrade(db)
-    repo = Repository.open(settings.home, clock=clock)
+    repo = Repository.open(settings.home, passphrases=passphrases, clock=clock)
     root = load_director_root(settings.home)
     director = Director(
         director_signer(repo, root),
@@ -116,6 +121,11 @@ def _management_app(rt: Runtime) -> FastAPI:
     return app
 
 
-def create_app(settings: ServerSettings, clock: Clock | None = None) -> PatchlineApp:
-    """The whole server as one ASGI application."""
-    return PatchlineApp(build_runtime(settings, clock))
+def create_app(
+    settings: ServerSettings,
+    clock: Clock | None = None,
+    passphrases: PassphraseSource | None = None,
+) -> PatchlineApp:
+    """The whole server as one ASGI application (key passphrases from the environment
+    unless ``passphrases`` is given)."""
+    return PatchlineApp(build_runtime(settings, clock, passphrases))

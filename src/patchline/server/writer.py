@@ -27,7 +27,7 @@ from patchline.fleet.reconcile import InstallView, on_check_in, on_report
 from patchline.policy.audit import AuditRecord, append
 from patchline.store.db import Database
 from patchline.store.models import Device, InstallReport
-from patchline.wire.device_api import Report
+from patchline.wire.device_api import Report, ReportStatus
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +332,8 @@ def _apply_reports(
         if reconciled.install_state != row["install_state"]:
             _set(row, "install_state", reconciled.install_state)
             _set(row, "install_state_at", op.now)
+        if report.status is ReportStatus.BOOTED_HEALTHY:
+            _set(row, "build", report.build)  # it runs that build now
         records.append(
             AuditRecord(
                 at=op.now,
