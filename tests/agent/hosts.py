@@ -35,6 +35,7 @@ class Behaviour:
     bytes_per_second: int = 0  # throttle target bodies (0: as fast as possible)
     trickle: bool = False  # one byte every 50 ms
     ignore_range: bool = False
+    cut_suffix: str = ""  # targets ending so: the body stops half way and the connection closes
 
 
 @dataclass
@@ -106,6 +107,12 @@ class RangeHost:
         handler.end_headers()
         write: Callable[[bytes], None] = handler.wfile.write
         try:
+            if is_target and self.behaviour.cut_suffix and path.endswith(self.behaviour.cut_suffix):
+                write(body[: len(body) // 2])
+                handler.wfile.flush()
+                record.body_bytes = len(body) // 2
+                handler.close_connection = True
+                return
             if is_target and self.behaviour.trickle:
                 for i in range(len(body)):
                     write(body[i : i + 1])

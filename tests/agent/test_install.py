@@ -163,3 +163,49 @@ def test_a_health_command_decides_whether_the_new_build_stays(
 
     assert result.status == "installed"
     assert load_state(device).active is Slot.B
+
+
+def test_a_truncated_delta_download_falls_back_to_the_full_image(
+    repo: Repository, make_device: Callable[..., DeviceDir], hosts: Callable[..., RangeHost]
+) -> None:
+    publish(repo, "alpha", "1.0")
+    publish_shared(repo)  # signs 2.0 and a delta from 1.0
+    host = hosts(repo.layout.public_dir, cut_suffix=".patch")
+    device = make_device(mirrors=[host.url])
+
+    result = Agent(device, clock=SystemClock()).update()
+
+    assert result.build == "2.0"
+    assert "the full image was used" in result.message
+    assert device.slot_image(Slot.B).read_bytes() == NEW_IMAGE
+    assert any(r.path.endswith(".patch") for r in host.target_requests())
+    assert reports(device)[-1] == (ReportStatus.BOOTED_HEALTHY, ReportCode.NONE, False)
+
+
+def test_a_signed_but_corrupt_patch_falls_back_to_the_full_image(
+    repo: Repository, make_device: Callable[..., DeviceDir], hosts: Callable[..., RangeHost]
+) -> None:
+    publish(repo, "alpha", "1.0")
+    publish_shared(repo)
+    state = repo.state()
+    path = delta_target_path("alpha", "2.0", "1.0")
+    signed = state.model("alpha").signed.targets[path]
+    stored = repo.layout.target_file(path, signed.hashes["sha256"])
+    garbage = bytearray(stored.read_bytes())
+    garbage[len(garbage) // 2 :] = bytes(len(garbage) - len(garbage) // 2)  # zeroed tail
+    sha = hashlib.sha256(garbage).hexdigest()
+    repo.layout.target_file(path, sha).write_bytes(bytes(garbage))
+    with repo.transaction() as tx:  # the repository signs the corrupt bytes as they are
+        tx.edit_model("alpha").targets[path] = TargetFile(
+            len(garbage), {"sha256": sha}, path, {"custom": dict(signed.custom)}
+        )
+        tx.commit()
+    host = hosts(repo.layout.public_dir)
+    device = make_device(mirrors=[host.url])
+
+    result = Agent(device, clock=SystemClock()).update()
+
+    assert result.build == "2.0"
+    assert "The delta failed" in result.message
+    assert device.slot_image(Slot.B).read_bytes() == NEW_IMAGE
+    assert reports(device)[-1] == (ReportStatus.BOOTED_HEALTHY, ReportCode.NONE, False)
