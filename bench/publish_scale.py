@@ -70,6 +70,23 @@ def refresh_bytes(base_url: str, folder: Path, root: bytes, model: str) -> int:
     return total
 
 
+def publish_one(repo: Repository, image: Path, model: str, build: str) -> float:
+    """Publish a new random 4 KiB image as ``model`` ``build``; return the seconds taken."""
+    image.write_bytes(os.urandom(4096))
+    started = time.perf_counter()
+    add_release(
+        repo,
+        ReleaseRequest(
+            image=image,
+            model=model,
+            build=build,
+            security_patch_level=date(2026, 1, 1),
+            update_class=UpdateClass.SECURITY,
+        ),
+    )
+    return time.perf_counter() - started
+
+
 def flat_reference(repo: Repository) -> tuple[int, float]:
     """Size of one flat targets role holding every release, and python-tuf's time to sign it."""
     state = repo.state()
@@ -98,7 +115,8 @@ def run(releases: int, models: int, cli_check: bool) -> dict[str, Any]:
     env = {"PATCHLINE_PASSPHRASE": PASSPHRASE}
     repo = init_repository(
         home,
-        RepositoryConfig(keys_dir=home / "keys"),
+        # Deltas are measured by bench/delta_compare.py; here only signing and publishing.
+        RepositoryConfig(keys_dir=home / "keys", delta_sources=0),
         settings=Settings(home, kdf_log2n=Settings.from_env().kdf_log2n),
         passphrases=PassphraseSource(env, interactive=False),
         clock=SystemClock(),
@@ -114,52 +132,17 @@ def run(releases: int, models: int, cli_check: bool) -> dict[str, Any]:
     for i in range(releases - 1):
         if i == releases // 2:
             cold_half = refresh_bytes(host.url, work / "device-half", root, names[0])
-        model = names[i % models]
-        image.write_bytes(os.urandom(4096))
-        started = time.perf_counter()
-        add_release(
-            repo,
-            ReleaseRequest(
-                image=image,
-                model=model,
-                build=f"{1 + i // models}.0",
-                security_patch_level=date(2026, 1, 1),
-                update_class=UpdateClass.SECURITY,
-            ),
-        )
-        durations.append(time.perf_counter() - started)
+        durations.append(publish_one(repo, image, names[i % models], f"{1 + i // models}.0"))
 
     try:
         device = work / "device"
         cold = refresh_bytes(host.url, device, root, names[0])
         last_model = names[(releases - 1) % models]
-        image.write_bytes(os.urandom(4096))
-        started = time.perf_counter()
-        add_release(
-            repo,
-            ReleaseRequest(
-                image=image,
-                model=last_model,
-                build=f"{1 + (releases - 1) // models}.0",
-                security_patch_level=date(2026, 1, 1),
-                update_class=UpdateClass.SECURITY,
-            ),
-        )
-        last = time.perf_counter() - started
+        last = publish_one(repo, image, last_model, f"{1 + (releases - 1) // models}.0")
         durations.append(last)
         warm = refresh_bytes(host.url, work / "device-warm", root, last_model)
         warm_folder = work / "device-warm"
-        image.write_bytes(os.urandom(4096))
-        add_release(
-            repo,
-            ReleaseRequest(
-                image=image,
-                model=last_model,
-                build=f"{2 + (releases - 1) // models}.0",
-                security_patch_level=date(2026, 1, 1),
-                update_class=UpdateClass.SECURITY,
-            ),
-        )
+        publish_one(repo, image, last_model, f"{2 + (releases - 1) // models}.0")
         warm_after_release = refresh_bytes(host.url, warm_folder, root, last_model)
     finally:
         host.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,7 +39,6 @@ class ServerSettings:
     device_cache_size: int = 500_000
     catalog_poll_seconds: float = 1.0
     writer_max_delay: float = 0.02
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(

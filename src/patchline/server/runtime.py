@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from patchline.clock import Clock
 from patchline.policy.audit import AuditRecord
@@ -103,7 +102,3 @@ class Runtime:
             self.metrics.writer_batches.set(self.writer.stats.batches)
             self.metrics.writer_failures.set(self.writer.stats.failures)
 
-
-def home_of(path: Path) -> Path:
-    """The absolute data directory."""
-    return path.absolute()
