@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: Name of the method ``build_delta`` uses; recorded in every DeltaInfo.
-METHOD = "patchline-extents-v1 (COPY / REPLACE lzma / DIFF hdiffpatch+lzma2)"
+METHOD = "patchline-extents-v1 (COPY / REPLACE / DIFF by HDiffPatch, in LZMA2 frames)"
 
 
 @dataclass(frozen=True)
