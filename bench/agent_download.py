@@ -4,9 +4,12 @@
 
 Starts nginx (Debian package) as this user's own process on a free port of 127.0.0.1
 with one worker, serves a generated image, and measures, best of --rounds:
-curl of the file alone (to /dev/null), hashlib sha256 of the file alone (from the page
-cache), and the agent's download_verified (HTTP, written to a staging file, sha256
-checked against the signed target). Prints the ratio agent / slower reference.
+curl of the file alone written to a file (like the agent) and to /dev/null, hashlib
+sha256 of the file alone (from the page cache, 1 MiB reads into one reused buffer), and
+the agent's download_verified (HTTP, written to a staging file, sha256 checked against
+the signed target). Output files are removed before each timed run, outside the timing.
+Prints the ratio agent / slower of (curl to a file, sha256), the like-for-like figure,
+and also agent / slower of (curl to /dev/null, sha256), the stricter one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tuf.api.metadata import TargetFile
@@ -88,10 +92,10 @@ def start_nginx(work: Path, root: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def best(rounds: int, run: object) -> float:
-    assert callable(run)
+def best(rounds: int, run: Callable[[], None], setup: Callable[[], None] = lambda: None) -> float:
     times = []
     for _ in range(rounds):
+        setup()
         started = time.perf_counter()
         run()
         times.append(time.perf_counter() - started)
@@ -99,7 +103,8 @@ def best(rounds: int, run: object) -> float:
 
 
 def measure(size_mib: int, rounds: int) -> dict[str, float]:
-    """Rates in bytes/s for curl, sha256 and the agent; and the ratio."""
+    """Rates in bytes/s for curl (to a file and to /dev/null), sha256 and the agent; and
+    the two ratios."""
     size = size_mib * 1024 * 1024
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
         work = Path(tmp)
@@ -114,32 +119,47 @@ def measure(size_mib: int, rounds: int) -> dict[str, float]:
             file_url = f"{url}/image.img"
             curl = shutil.which("curl") or "curl"
 
-            def run_curl() -> None:
+            staging = work / "slot_b.img.part"
+
+            def remove_staging() -> None:
+                staging.unlink(missing_ok=True)
+
+            def run_curl_file() -> None:
+                subprocess.run([curl, "-sf", "-o", str(staging), file_url], check=True)
+
+            def run_curl_null() -> None:
                 subprocess.run([curl, "-sf", "-o", "/dev/null", file_url], check=True)
 
             def run_sha() -> None:
                 digest = hashlib.sha256()
-                with image.open("rb") as handle:
-                    while chunk := handle.read(1 << 20):
-                        digest.update(chunk)
+                buffer = memoryview(bytearray(1 << 20))
+                with image.open("rb", buffering=0) as handle:
+                    while n := handle.readinto(buffer):
+                        digest.update(buffer[:n])
                 assert digest.hexdigest() == sha
 
-            staging = work / "slot_b.img.part"
             pool = http_pool(5, 30)
 
             def run_agent() -> None:
-                staging.unlink(missing_ok=True)
                 download_verified(HttpOpener(pool), file_url, target, staging, Limits())
 
             run_sha()  # warm the page cache
-            t_curl = best(rounds, run_curl)
+            t_curl_file = best(rounds, run_curl_file, remove_staging)
+            t_curl_null = best(rounds, run_curl_null)
             t_sha = best(rounds, run_sha)
-            t_agent = best(rounds, run_agent)
+            t_agent = best(rounds, run_agent, remove_staging)
+            remove_staging()
         finally:
             nginx.terminate()
             nginx.wait()
-    rates = {"curl": size / t_curl, "sha256": size / t_sha, "agent": size / t_agent}
-    rates["ratio"] = rates["agent"] / min(rates["curl"], rates["sha256"])
+    rates = {
+        "curl-file": size / t_curl_file,
+        "curl-null": size / t_curl_null,
+        "sha256": size / t_sha,
+        "agent": size / t_agent,
+    }
+    rates["ratio"] = rates["agent"] / min(rates["curl-file"], rates["sha256"])
+    rates["ratio-null"] = rates["agent"] / min(rates["curl-null"], rates["sha256"])
     return rates
 
 
@@ -149,9 +169,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     rates = measure(args.size_mib, args.rounds)
-    for name in ("curl", "sha256", "agent"):
-        print(f"{name:>7}: {rates[name] / 1e9:.2f} GB/s")
-    print(f"ratio agent / slower reference: {rates['ratio']:.2f} (target >= 0.80)")
+    for name in ("curl-file", "curl-null", "sha256", "agent"):
+        print(f"{name:>9}: {rates[name] / 1e9:.2f} GB/s")
+    print(f"ratio agent / slower of curl-file, sha256: {rates['ratio']:.2f} (target >= 0.80)")
+    print(f"ratio agent / slower of curl-null, sha256: {rates['ratio-null']:.2f}")
 
 
 if __name__ == "__main__":

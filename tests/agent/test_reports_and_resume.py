@@ -16,7 +16,7 @@ from patchline.agent.fetcher import http_pool
 from patchline.agent.reports import Outbox, new_report
 from patchline.agent.transfer import HttpOpener, download_verified
 from patchline.clock import SystemClock
-from patchline.errors import SourceUnreachableError, TargetRefusedError
+from patchline.errors import SlowRetrievalError, SourceUnreachableError, TargetRefusedError
 from patchline.wire.device_api import ReportStatus
 from tests.agent.conftest import closed_port_url
 from tests.agent.hosts import RangeHost
@@ -136,3 +136,24 @@ def test_a_wrong_prefix_left_on_disk_is_caught_by_the_hash_and_removed(
             Limits(),
         )
     assert not staging.exists()
+
+
+def test_a_download_past_the_overall_deadline_is_refused_and_kept_for_resuming(
+    tmp_path: Path, hosts: Callable[..., RangeHost]
+) -> None:
+    data = image_bytes("slow", 512 * 1024)
+    (tmp_path / "srv" / "targets").mkdir(parents=True)
+    (tmp_path / "srv" / "targets" / "image.img").write_bytes(data)
+    host = hosts(tmp_path / "srv", bytes_per_second=128 * 1024)  # 4 s in all
+    staging = tmp_path / "slot_b.img.part"
+
+    with pytest.raises(SlowRetrievalError, match="did not finish within 1 s"):
+        download_verified(
+            HttpOpener(http_pool(1, 5)),
+            f"{host.url}/targets/image.img",
+            target_for(data),
+            staging,
+            Limits(deadline_seconds=1, min_bytes_per_second=1),
+        )
+    assert 0 < staging.stat().st_size < len(data)
+    assert staging.read_bytes() == data[: staging.stat().st_size]

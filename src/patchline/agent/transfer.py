@@ -1,7 +1,8 @@
 """Resumable, verified download of one target into a staging file.
 
-One pass: the bytes are hashed (in a second thread, so hashing overlaps the network)
-while they are written. A download that stopped (kill -9, lost link) resumes with an
+One pass: the body is read straight from the socket into reusable buffers, which one
+thread hashes while another writes them (see ``sink``), so receiving, hashing and
+writing overlap on two cores. A download that stopped (kill -9, lost link) resumes with an
 HTTP Range request from the staging file's size; the prefix already on disk is hashed
 once. The transfer is refused as soon as the source sends more than the signed length
 (endless data), falls below a minimum throughput, or passes an overall deadline (slow
@@ -11,8 +12,8 @@ retrieval); python-tuf leaves those defences to the caller.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
-import queue
 import re
 import shutil
 import threading
@@ -28,6 +29,7 @@ from tuf.api.metadata import TargetFile
 
 from patchline.agent.device import Limits
 from patchline.agent.fetcher import file_url_path
+from patchline.agent.sink import ALIGN, SLOT, HashingWriter, open_direct
 from patchline.agent.trust import network_reason
 from patchline.errors import (
     DownloadFailedError,
@@ -38,7 +40,6 @@ from patchline.errors import (
     TargetRefusedError,
 )
 
-CHUNK = 4 << 20
 MIN_READ = 64 << 10
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
@@ -48,8 +49,9 @@ class Opened:
     """A byte stream of a target, starting at ``start``."""
 
     start: int
-    #: Reads at most the given number of bytes; b"" at the end.
-    read: Callable[[int], bytes]
+    #: Fills (part of) the given buffer and returns how many bytes it put there; 0 at
+    #: the end.
+    readinto: Callable[[memoryview], int]
     #: Interrupts a read blocked in another thread (slow-retrieval watchdog).
     stop: Callable[[], None]
 
@@ -76,9 +78,9 @@ class HttpOpener:
                         f"the host answered a range request with the wrong range "
                         f"({response.headers.get('Content-Range')!r})"
                     )
-                yield Opened(start, _reader(response), response.shutdown)
+                yield Opened(start, _readinto(response), response.shutdown)
             elif response.status == 200:
-                yield Opened(0, _reader(response), response.shutdown)
+                yield Opened(0, _readinto(response), response.shutdown)
             elif response.status == 416 and start:
                 response.drain_conn()
                 with self.open(url, 0) as whole:
@@ -97,12 +99,12 @@ class FileOpener:
         """Yield the file's bytes from ``start``."""
         path = file_url_path(url)
         try:
-            handle = path.open("rb")
+            handle = path.open("rb", buffering=0)
         except OSError as exc:
             raise DownloadFailedError(f"cannot read {path}: {exc.strerror}") from None
         with handle:
             handle.seek(start)
-            yield Opened(start, handle.read, _no_stop)
+            yield Opened(start, handle.readinto, _no_stop)
 
 
 def opener_for(url: str, pool: urllib3.PoolManager) -> HttpOpener | FileOpener:
@@ -157,37 +159,48 @@ def _receive(
     on_progress: Callable[[int], None] | None,
 ) -> None:
     fd = os.open(staging, os.O_WRONLY | os.O_CREAT, 0o644)
+    direct_fd = open_direct(staging)
     watchdog = _Watchdog(opened.stop, limits, monotonic, have, length)
-    with os.fdopen(fd, "wb") as out, _HashThread(hashers) as hasher, watchdog:
-        out.truncate(have)
-        out.seek(have)
-        done = have
-        try:
+    done = have
+    endless = False
+    try:
+        os.ftruncate(fd, have)
+        sink = HashingWriter(fd, list(hashers.values()), have, direct_fd=direct_fd)
+        with sink, watchdog:
             # Reads sized to about a quarter second of the current rate (so a kill or a
-            # stop loses little), never more than one byte past the signed length.
+            # stop loses little) and ending on a block boundary (so they can be written
+            # with O_DIRECT), never more than one byte past the signed length.
             started = monotonic()
-            while chunk := opened.read(
-                min(_read_size(done - have, monotonic() - started), length - done + 1)
-            ):
-                if done + len(chunk) > length:
-                    out.close()
-                    staging.unlink(missing_ok=True)
-                    raise EndlessDataError(
-                        f"the source sent more than the signed length of {length:,} bytes "
-                        "(endless data)"
-                    )
-                out.write(chunk)
-                hasher.feed(chunk)
-                done += len(chunk)
+            while True:
+                size = _read_size(done - have, monotonic() - started)
+                size = min(size - (done + size) % ALIGN, length - done + 1)
+                buffer = sink.buffer()
+                n = opened.readinto(buffer[:size])
+                if not n:
+                    break
+                if done + n > length:
+                    endless = True
+                    break
+                sink.commit(n)
+                done += n
                 watchdog.received = done - have
                 if on_progress is not None:
                     on_progress(done)
-        except (OSError, urllib3.exceptions.HTTPError, ValueError) as exc:
-            if watchdog.reason:
-                raise SlowRetrievalError(watchdog.reason) from None
-            if isinstance(exc, urllib3.exceptions.TimeoutError):
-                raise SlowRetrievalError("the source stopped sending (timed out)") from None
-            raise DownloadFailedError(f"the transfer broke off ({exc})") from None
+    except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException, ValueError) as exc:
+        if watchdog.reason:
+            raise SlowRetrievalError(watchdog.reason) from None
+        if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
+            raise SlowRetrievalError("the source stopped sending (timed out)") from None
+        raise DownloadFailedError(f"the transfer broke off ({exc})") from None
+    finally:
+        os.close(fd)
+        if direct_fd is not None:
+            os.close(direct_fd)
+    if endless:
+        staging.unlink(missing_ok=True)
+        raise EndlessDataError(
+            f"the source sent more than the signed length of {length:,} bytes (endless data)"
+        )
     if watchdog.reason:
         raise SlowRetrievalError(watchdog.reason)
     if done != length:
@@ -220,12 +233,13 @@ def _hashers(target: TargetFile) -> dict[str, Any]:
 
 
 def _hash_prefix(path: Path, length: int, hashers: dict[str, Any]) -> None:
-    with path.open("rb") as handle:
+    buffer = memoryview(bytearray(SLOT))
+    with path.open("rb", buffering=0) as handle:
         left = length
-        while left and (chunk := handle.read(min(CHUNK * 4, left))):
+        while left and (n := handle.readinto(buffer[: min(SLOT, left)])):
             for hasher in hashers.values():
-                hasher.update(chunk)
-            left -= len(chunk)
+                hasher.update(buffer[:n])
+            left -= n
 
 
 def _check_space(directory: Path, needed: int) -> None:
@@ -239,14 +253,21 @@ def _check_space(directory: Path, needed: int) -> None:
 
 def _read_size(received: int, elapsed: float) -> int:
     rate = received / elapsed if elapsed > 0 else 0.0
-    return int(min(CHUNK, max(MIN_READ, rate / 4)))
+    return int(min(SLOT, max(MIN_READ, rate / 4)))
 
 
-def _reader(response: urllib3.BaseHTTPResponse) -> Callable[[int], bytes]:
-    def read(amount: int) -> bytes:
-        return response.read(amount)
+def _readinto(response: urllib3.BaseHTTPResponse) -> Callable[[memoryview], int]:
+    """The fastest way to fill a buffer from ``response``'s body.
 
-    return read
+    An unencoded body is read with http.client's own ``readinto`` (urllib3 keeps that
+    response as ``_fp``), straight from the socket into the buffer. urllib3's
+    ``readinto`` reads into a new bytes object and copies it, so it is used only when
+    something must be decoded or the layout is not the one expected.
+    """
+    raw = getattr(response, "_fp", None)
+    if isinstance(raw, http.client.HTTPResponse) and not response.headers.get("Content-Encoding"):
+        return raw.readinto
+    return response.readinto
 
 
 def _no_stop() -> None:
@@ -303,30 +324,3 @@ class _Watchdog:
             if self.reason:
                 self._stop()
                 return
-
-
-class _HashThread:
-    """Hashes chunks in a second thread (hashlib releases the GIL), in order, with a
-    bounded queue so memory stays small."""
-
-    def __init__(self, hashers: dict[str, Any]) -> None:
-        self._hashers = list(hashers.values())
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> _HashThread:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._queue.put(None)
-        self._thread.join()
-
-    def feed(self, chunk: bytes) -> None:
-        """Queue ``chunk`` to be hashed after every chunk fed before it."""
-        self._queue.put(chunk)
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            for hasher in self._hashers:
-                hasher.update(chunk)
