@@ -202,6 +202,53 @@ class DirectorRefusedError(SourceError):
     the image repository."""
 
 
+# --- mirror (verified copies of the repository) -----------------------------------
+
+
+class MirrorError(PatchlineError):
+    """A mirror sync could not finish; the mirror still serves its previous state."""
+
+    exit_code = 30
+
+
+class MirrorSetupError(MirrorError):
+    """The mirror folder or its trusted root is missing, unreadable or not the one given."""
+
+    exit_code = 31
+
+
+class MirrorBusyError(MirrorError):
+    """Another sync holds this mirror's lock."""
+
+    exit_code = 32
+
+
+class MirrorSourceUnreachableError(MirrorError):
+    """The source could not be reached, or lacks a file its own metadata names."""
+
+    exit_code = 33
+
+
+class MirrorMetadataRefusedError(MirrorError):
+    """The source's metadata failed verification (signature, hash, length, delegation)."""
+
+    exit_code = 34
+
+
+class MirrorRollbackError(MirrorMetadataRefusedError):
+    """The source serves metadata older than what the mirror already holds."""
+
+
+class MirrorExpiredError(MirrorMetadataRefusedError):
+    """The source serves expired metadata (a freeze attack, or a repository not refreshed)."""
+
+
+class MirrorTargetRefusedError(MirrorError):
+    """A target's bytes do not match its signed length and hashes."""
+
+    exit_code = 35
+
+
 # --- audit chain ------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from patchline.cli.audit import audit
 from patchline.cli.context import CliContext
 from patchline.cli.demo import demo
 from patchline.cli.keys import key
+from patchline.cli.mirror import mirror
 from patchline.cli.models import model
 from patchline.cli.releases import release
 from patchline.cli.repo import init, repo
@@ -40,7 +41,20 @@ def cli(ctx: click.Context, home: Path) -> None:
     ctx.obj = CliContext(home=home, settings=settings, console=Console())
 
 
-for command in (init, repo, model, release, key, demo, agent, audit, serve, director, token):
+for command in (
+    init,
+    repo,
+    model,
+    release,
+    key,
+    demo,
+    agent,
+    audit,
+    serve,
+    director,
+    token,
+    mirror,
+):
     cli.add_command(command)
 
 
