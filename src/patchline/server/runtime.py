@@ -101,4 +101,3 @@ class Runtime:
             self.metrics.signatures.set(self.director.signatures)
             self.metrics.writer_batches.set(self.writer.stats.batches)
             self.metrics.writer_failures.set(self.writer.stats.failures)
-
