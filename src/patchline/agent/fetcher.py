@@ -53,7 +53,7 @@ class SourceFetcher(FetcherInterface):
                 raise TufSlowRetrievalError(f"timed out fetching {url}") from exc
             raise
         if response.status >= 400:
-            response.release_conn()
+            _discard(response)  # its unread body must not reach the next request
             raise DownloadHTTPError(f"HTTP {response.status} for {url}", response.status)
         return self._remember(url, self._stream(response))
 
@@ -68,14 +68,19 @@ class SourceFetcher(FetcherInterface):
 
     @staticmethod
     def _stream(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+        complete = False
         try:
             yield from response.stream(CHUNK)
+            complete = True
         except urllib3.exceptions.TimeoutError as exc:
             raise TufSlowRetrievalError("timed out between bytes") from exc
         except urllib3.exceptions.HTTPError as exc:
             raise DownloadError(f"transfer failed: {exc}") from exc
         finally:
-            response.release_conn()
+            if complete:
+                response.release_conn()
+            else:  # stopped early (e.g. past the allowed length): never reuse it
+                _discard(response)
 
     def _remember(self, url: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
         kept: list[bytes] = []
@@ -87,6 +92,13 @@ class SourceFetcher(FetcherInterface):
             yield chunk
         if size <= _REMEMBER_UP_TO:
             self.last_fetched = (url, b"".join(kept))
+
+
+def _discard(response: urllib3.BaseHTTPResponse) -> None:
+    """Close a response whose body was not read to its end, so its connection is not
+    handed to the next request with bytes still on the wire."""
+    response.close()
+    response.release_conn()
 
 
 def _read_chunks(handle: BinaryIO) -> Iterator[bytes]:

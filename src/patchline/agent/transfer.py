@@ -70,6 +70,7 @@ class HttpOpener:
             response = self._pool.request("GET", url, headers=headers, preload_content=False)
         except urllib3.exceptions.HTTPError as exc:
             raise SourceUnreachableError(network_reason(exc)) from exc
+        finished = False
         try:
             if response.status == 206:
                 match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
@@ -87,7 +88,10 @@ class HttpOpener:
                     yield whole
             else:
                 raise DownloadFailedError(f"HTTP {response.status} for {url.rsplit('/', 1)[-1]}")
+            finished = True
         finally:
+            if not finished:  # bytes may be left on the wire: never hand this connection on
+                response.close()
             response.release_conn()
 
 

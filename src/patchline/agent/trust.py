@@ -156,7 +156,10 @@ def network_reason(exc: BaseException) -> str:
         isinstance(e, TimeoutError | tuf_errors.SlowRetrievalError) for e in chain
     ):
         return "timed out"
-    return f"download failed ({exc})"
+    root_cause = chain[-1]
+    if root_cause is exc:
+        return f"download failed ({exc})"
+    return f"download failed ({exc}: {type(root_cause).__name__}: {root_cause})"
 
 
 def _expired_since(fetcher: SourceFetcher, now: datetime) -> str:
