@@ -16,6 +16,7 @@ from tuf.api.metadata import Metadata, Root
 from tuf.ngclient import Updater
 
 from patchline.cli.main import main
+from patchline.delta import apply_delta
 from patchline.policy.director_identity import director_root_path
 from patchline.wire.device_api import (
     CheckIn,
@@ -110,7 +111,9 @@ def test_enroll_check_in_verify_report_and_audit(
     )
     assert decision.action is Action.INSTALL
     assert decision.target is not None
-    assert decision.target.path == "alpha/1.1/alpha-1.1.img"
+    # The device runs 1.0 with the exact image a delta was built from: it gets the delta.
+    assert decision.target.path == "alpha/1.1/delta-from-1.0.patch"
+    assert decision.full_target == "alpha/1.1/alpha-1.1.img"
     assert any("normal" in reason for reason in decision.reasons)
     # Full verification: the image repository, reached through the mirror the answer
     # names, signs the same length and hashes.
@@ -127,8 +130,19 @@ def test_enroll_check_in_verify_report_and_audit(
     image_target = updater.get_targetinfo(decision.target.path)
     assert image_target is not None
     assert agrees_with_image(decision.target, image_target)
-    downloaded = Path(updater.download_target(image_target)).read_bytes()
-    assert downloaded == image_bytes("alpha/1.1")
+    patch = Path(updater.download_target(image_target))
+    running = tmp_path / "slot_a.img"
+    running.write_bytes(image_bytes("alpha/1.0"))
+    full = updater.get_targetinfo(decision.full_target)
+    assert full is not None
+    apply_delta(
+        running,
+        patch,
+        tmp_path / "slot_b.img",
+        expected_sha256=full.hashes["sha256"],
+        expected_length=full.length,
+    )
+    assert (tmp_path / "slot_b.img").read_bytes() == image_bytes("alpha/1.1")
 
     for status in (ReportStatus.DOWNLOADING, ReportStatus.INSTALLED, ReportStatus.BOOTED_HEALTHY):
         report(server, credential, status)

@@ -26,8 +26,8 @@ from patchline.store.migrate import upgrade
 @click.option(
     "--server",
     "asgi_server",
-    type=click.Choice(["uvicorn", "granian"]),
-    default="uvicorn",
+    type=click.Choice(["granian", "uvicorn"]),
+    default="granian",
     show_default=True,
     help="The ASGI server (see bench/RESULTS.md for how they compare).",
 )
