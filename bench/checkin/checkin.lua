@@ -37,8 +37,12 @@ function request()
   }, body)
 end
 
+-- wrk's delay is whole milliseconds: dither between the two nearest to pace finely.
 function delay()
-  return delay_ms
+  if delay_ms <= 0 then return 0 end
+  local base = math.floor(delay_ms)
+  if math.random() < delay_ms - base then return base + 1 end
+  return base
 end
 
 function response(status, headers, body)
