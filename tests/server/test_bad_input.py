@@ -167,3 +167,31 @@ def test_roles_are_enforced_and_bad_bodies_refused(
     assert "unknown model" in bad_publish.json()["detail"]
     assert counts(server) == before
     assert msgspec.json.decode(api.get("/api/audit/verify").content)["ok"] is True
+
+
+def test_a_device_re_enrolled_through_another_process_is_recognised(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.server.conftest import start_server, stop_server
+
+    monkeypatch.setenv("PATCHLINE_CREDENTIAL_RECHECK_SECONDS", "0")
+    other = start_server(server.home, server.database_url)
+    try:
+        other_url = f"http://127.0.0.1:{other.port}"  # type: ignore[attr-defined]
+        server.api().post("/api/policies", json=ALLOW_ALL)
+        device_id, old = enroll(server, "SN-R")
+        assert check_in(server, old).status_code == 200
+        body = check_in(server, old).request.content
+        import httpx
+
+        def other_check_in(credential: str) -> int:
+            headers = {"Authorization": f"Bearer {credential}"}
+            return httpx.post(f"{other_url}/v1/check-in", content=body, headers=headers).status_code
+
+        assert other_check_in(old) == 200  # the other process now caches the old credential
+        again, new = enroll(server, "SN-R")  # factory reset: same hardware, new credential
+        assert again == device_id
+        assert other_check_in(new) == 200
+        assert other_check_in(old) == 401
+    finally:
+        stop_server(other)

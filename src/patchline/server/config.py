@@ -23,6 +23,7 @@ class ServerSettings:
     devices, in order (default: this server's own ``/repository``).
     ``PATCHLINE_SERVE_REPOSITORY``: ``1`` (default) serves the public tree at
     ``/repository``; production puts nginx, a CDN or an object store there instead.
+    ``PATCHLINE_CREDENTIAL_RECHECK_SECONDS``: see ``credential_recheck_seconds``.
     """
 
     home: Path
@@ -39,6 +40,9 @@ class ServerSettings:
     device_cache_size: int = 500_000
     catalog_poll_seconds: float = 1.0
     writer_max_delay: float = 0.02
+    #: A credential that does not match the cached one is checked against the database
+    #: again (a re-enrollment through another process) at most this often per device.
+    credential_recheck_seconds: float = 10.0
 
     @classmethod
     def from_env(
@@ -64,4 +68,5 @@ class ServerSettings:
             public_url=public_url,
             mirrors=mirrors,
             serve_repository=serve_repository,
+            credential_recheck_seconds=float(env.get("PATCHLINE_CREDENTIAL_RECHECK_SECONDS", "10")),
         )

@@ -104,7 +104,14 @@ class DeviceApi:
             return None
         if entry is None:
             return None
-        return entry if secret_matches(secret, entry.credential_hash) else None
+        if not secret_matches(secret, entry.credential_hash):
+            # Re-enrolled through another process? Look again, now and then.
+            entry = await self.rt.devices.reload(
+                entry, older_than=self.rt.settings.credential_recheck_seconds
+            )
+            if entry is None or not secret_matches(secret, entry.credential_hash):
+                return None
+        return entry
 
     async def check_in(self, scope: Scope, body: bytes, send: Send) -> None:
         """Answer a check-in with the device's signed decision."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -26,6 +27,7 @@ class DeviceEntry:
     written_facts: dict[str, Any] = field(default_factory=dict)
     written_seen_at: datetime | None = None
     decision_digest: str | None = None
+    loaded_at: float = field(default_factory=time.monotonic)
 
 
 def load_devices(db: Database, device_ids: list[str]) -> dict[str, DeviceEntry]:
@@ -85,6 +87,14 @@ class DeviceLoader:
     def forget(self, device_id: str) -> None:
         """Drop a device from the cache (its credential changed)."""
         self._cache.forget(device_id)
+
+    async def reload(self, entry: DeviceEntry, older_than: float) -> DeviceEntry | None:
+        """Read a cached device again if its entry is older than ``older_than`` seconds
+        (another process may have re-enrolled it with a new credential); else keep it."""
+        if time.monotonic() - entry.loaded_at < older_than:
+            return entry
+        self._cache.forget(entry.device_id)
+        return await self.get(entry.device_id)
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
