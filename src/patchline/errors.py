@@ -91,6 +91,10 @@ class PassphraseError(KeyError_):
     """No passphrase was available, or it did not decrypt the key."""
 
 
+class BundleError(RepositoryError):
+    """An offline bundle cannot be made: no offline key, unknown build, output not empty."""
+
+
 # --- delta ------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,17 +22,19 @@ import msgspec
 import urllib3
 from tuf.api.metadata import TargetFile
 
+from patchline.agent.bundle import OfflineBundle, is_signed_bundle, open_bundle
 from patchline.agent.choose import Facts, Plan, plan_update
 from patchline.agent.device import DeviceConfig, DeviceDir
 from patchline.agent.director_client import check_in, verified_decision
 from patchline.agent.fetcher import SourceFetcher, http_pool
 from patchline.agent.outcome import Attempt, UpdateResult, code_for, nothing_installed, tried
+from patchline.agent.receipts import ReceiptBox
 from patchline.agent.reports import Outbox, new_report
 from patchline.agent.slots import BootOutcome, boot, install_delta, install_image
-from patchline.agent.sources import Source, sources_in_order
+from patchline.agent.sources import Source, SourceKind, sources_in_order
 from patchline.agent.state import AgentState, PendingDownload, SlotContent, load_state, save_state
 from patchline.agent.transfer import download_verified, opener_for
-from patchline.agent.trust import TrustedRepository, refresh_source
+from patchline.agent.trust import VerifiedSource, refresh_source
 from patchline.clock import Clock
 from patchline.errors import (
     DeltaError,
@@ -44,6 +47,7 @@ from patchline.errors import (
 )
 from patchline.wire.device_api import CheckIn, Network, ReportCode, ReportStatus, SlotState
 from patchline.wire.director import DirectorDecision
+from patchline.wire.receipt import Receipt, receipt_key
 
 
 @dataclass
@@ -74,6 +78,7 @@ class Agent:
         self.monotonic = monotonic
         self.on_progress = on_progress
         self.outbox = Outbox(device.outbox)
+        self.receipts = ReceiptBox(device.path / "receipts")
 
     def update(self) -> UpdateResult:
         """Find, verify, install and boot the newest update this device may take.
@@ -110,7 +115,9 @@ class Agent:
         pool = http_pool(config.limits.connect_timeout_seconds, _read_timeout(config))
         if not config.server_url:
             return 0
-        return self.outbox.send(pool, config.server_url, config.credential)
+        sent = self.outbox.send(pool, config.server_url, config.credential)
+        self.receipts.send(pool, config.server_url, config.credential)
+        return sent
 
     # --- one run --------------------------------------------------------------------
 
@@ -127,9 +134,7 @@ class Agent:
         bootstrap = self.device.read_shipped_root()
         for source in sources:
             try:
-                repo = refresh_source(
-                    self.device.metadata_dir, source, fetcher, bootstrap, self.clock.now()
-                )
+                repo = self._open_source(run, source, fetcher, bootstrap)
                 plan = plan_update(repo, self._facts(run), run.decision)
             except SourceError as exc:
                 offered = isinstance(exc, NotEligibleError | DowngradeError | DirectorRefusedError)
@@ -165,6 +170,25 @@ class Agent:
             detail=error.message,
         )
         raise error
+
+    def _open_source(
+        self, run: _Run, source: Source, fetcher: SourceFetcher, bootstrap: bytes
+    ) -> VerifiedSource:
+        """A signed offline bundle is verified offline; anything else by a TUF refresh."""
+        now = self.clock.now()
+        if source.kind is SourceKind.BUNDLE and is_signed_bundle(Path(source.location)):
+            return open_bundle(
+                source, bootstrap, self._trusted_root_version(), run.config.model, now
+            )
+        return refresh_source(self.device.metadata_dir, source, fetcher, bootstrap, now)
+
+    def _trusted_root_version(self) -> int:
+        cached = self.device.metadata_dir / "root.json"
+        try:
+            version = msgspec.json.decode(cached.read_bytes())["signed"]["version"]
+        except (OSError, msgspec.DecodeError, KeyError, TypeError):
+            return 0
+        return version if isinstance(version, int) else 0
 
     def _check_in(self, run: _Run, pool: urllib3.PoolManager) -> None:
         config, state = run.config, run.state
@@ -225,9 +249,10 @@ class Agent:
     # --- download, install, boot ------------------------------------------------------
 
     def _install(
-        self, run: _Run, repo: TrustedRepository, plan: Plan, pool: urllib3.PoolManager
+        self, run: _Run, repo: VerifiedSource, plan: Plan, pool: urllib3.PoolManager
     ) -> UpdateResult:
         source = repo.source
+        from_build = run.state.running.build
         content = SlotContent(
             build=plan.info.build,
             sha256=plan.full.hashes["sha256"],
@@ -288,6 +313,8 @@ class Agent:
                 hint="nothing to do on the device; the failure was reported to the maker, "
                 "and this build will not be tried again",
             )
+        if isinstance(repo, OfflineBundle):
+            self._keep_receipt(run, repo, plan, from_build, used_delta)
         return UpdateResult(
             "installed",
             plan.info.build,
@@ -302,7 +329,7 @@ class Agent:
     def _download(
         self,
         run: _Run,
-        repo: TrustedRepository,
+        repo: VerifiedSource,
         target: TargetFile,
         staging: Path,
         pool: urllib3.PoolManager,
@@ -354,6 +381,30 @@ class Agent:
         return state
 
     # --- reports --------------------------------------------------------------------
+
+    def _keep_receipt(
+        self, run: _Run, bundle: OfflineBundle, plan: Plan, from_build: str, delta: bool
+    ) -> None:
+        """Seal and keep a receipt of an offline install (an enrolled device only: the
+        seal is its credential)."""
+        device_id, sep, secret = run.config.credential.partition(".")
+        if not sep or not secret:
+            return
+        receipt = Receipt(
+            receipt_id=str(uuid.uuid4()),
+            device_id=device_id,
+            bundle_id=bundle.bundle_id,
+            bundle_version=bundle.version,
+            model=run.config.model,
+            build=plan.info.build,
+            from_build=from_build,
+            target=plan.full.path,
+            sha256=plan.full.hashes["sha256"],
+            security_patch_level=plan.info.security_patch_level.isoformat(),
+            installed_at=self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            delta=delta,
+        )
+        self.receipts.add(receipt, receipt_key(secret))
 
     def _report_boot(
         self, state: AgentState, outcome: BootOutcome, source: str, delta: bool = False
@@ -420,6 +471,8 @@ class Agent:
             return
         with contextlib.suppress(SourceError):  # they stay queued for the next run
             self.outbox.send(pool, config.server_url, config.credential)
+        with contextlib.suppress(SourceError):  # kept until the server has them
+            self.receipts.send(pool, config.server_url, config.credential)
 
 
 def _read_timeout(config: DeviceConfig) -> float:

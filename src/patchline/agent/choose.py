@@ -10,7 +10,7 @@ from tuf.api.metadata import TargetFile
 
 from patchline.agent.device import DeviceConfig
 from patchline.agent.state import SlotContent
-from patchline.agent.trust import TrustedRepository
+from patchline.agent.trust import VerifiedSource
 from patchline.errors import DirectorRefusedError, DowngradeError, NotEligibleError
 from patchline.repository.versions import build_sort_key
 from patchline.wire.director import Action, DirectorDecision, agrees_with_image
@@ -42,7 +42,7 @@ class Facts:
 
 
 def plan_update(
-    repo: TrustedRepository, facts: Facts, decision: DirectorDecision | None
+    repo: VerifiedSource, facts: Facts, decision: DirectorDecision | None
 ) -> Plan | None:
     """The update to install from ``repo``, or None when the device is up to date.
 
@@ -102,7 +102,7 @@ def _downgrade_reasons(info: ReleaseInfo, facts: Facts) -> list[str]:
 
 
 def _plan_from_decision(
-    repo: TrustedRepository, facts: Facts, decision: DirectorDecision
+    repo: VerifiedSource, facts: Facts, decision: DirectorDecision
 ) -> Plan | None:
     if decision.action is Action.NONE or decision.target is None:
         return None
@@ -139,7 +139,7 @@ def _plan_from_decision(
 
 
 def _delta_for(
-    repo: TrustedRepository, facts: Facts, info: ReleaseInfo, full: TargetFile
+    repo: VerifiedSource, facts: Facts, info: ReleaseInfo, full: TargetFile
 ) -> TargetFile | None:
     path = delta_target_path(info.model, info.build, facts.running.build)
     delta = repo.lookup(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote
 
 from tuf.api import exceptions as tuf_errors
@@ -25,6 +26,27 @@ from patchline.errors import (
     SourceUnreachableError,
 )
 from patchline.wire.release import model_lookup_path
+
+
+class VerifiedSource(Protocol):
+    """Any source whose metadata verified: an online repository or an offline bundle."""
+
+    @property
+    def source(self) -> Source:
+        """Where it came from."""
+        ...
+
+    def model_targets(self, model: str) -> dict[str, TargetFile]:
+        """The verified targets signed for ``model``."""
+        ...
+
+    def lookup(self, path: str) -> TargetFile | None:
+        """The verified TargetFile for ``path``, or None."""
+        ...
+
+    def target_url(self, target: TargetFile) -> str:
+        """Where the target's bytes are."""
+        ...
 
 
 @dataclass

@@ -12,6 +12,7 @@ from rich.markup import escape
 from patchline import __version__
 from patchline.cli.agent import agent
 from patchline.cli.audit import audit
+from patchline.cli.bundle import bundle
 from patchline.cli.context import CliContext
 from patchline.cli.demo import demo
 from patchline.cli.keys import key
@@ -54,6 +55,7 @@ for command in (
     director,
     token,
     mirror,
+    bundle,
 ):
     cli.add_command(command)
 

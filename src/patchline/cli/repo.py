@@ -43,7 +43,7 @@ def parse_expiry_options(values: tuple[str, ...]) -> Expiries:
     multiple=True,
     metavar="ROLE=DURATION",
     help="Validity of a role's signatures, e.g. timestamp=12h (defaults: root=365d "
-    "targets=90d models=90d snapshot=7d timestamp=1d).",
+    "targets=90d models=90d snapshot=7d timestamp=1d offline=180d).",
 )
 @pass_cli
 def init(
@@ -60,10 +60,12 @@ def init(
         expiries=parse_expiry_options(expiry),
         root_threshold=root_threshold,
     )
-    repo = init_repository(directory, config, root_keys=root_keys, settings=cli.settings)
+    repo = init_repository(
+        directory, config, root_keys=root_keys, settings=cli.settings, offline_key=True
+    )
     cli.console.print(
         f"Created a repository in [bold]{directory}[/]: root {root_threshold} of {root_keys} "
-        f"keys, targets, snapshot and timestamp keys in {config.keys_dir}."
+        f"keys, targets, snapshot, timestamp and offline-bundle keys in {config.keys_dir}."
     )
     cli.console.print(f"Serve [bold]{repo.layout.public_dir}[/] from any static host.")
     cli.console.print(

@@ -45,6 +45,8 @@ class Expiries:
     models: timedelta = timedelta(days=90)
     snapshot: timedelta = timedelta(days=7)
     timestamp: timedelta = timedelta(days=1)
+    #: The offline-bundle role: how long an exported SD card / USB bundle stays valid.
+    offline: timedelta = timedelta(days=180)
 
     def for_role(self, role: str) -> timedelta:
         """The validity period of a top-level role, or of a model role for any other name."""
@@ -57,10 +59,10 @@ class Expiries:
         """Return a copy with some periods replaced (``{"timestamp": "12h"}``)."""
         values: dict[str, timedelta] = {}
         for name, text in overrides.items():
-            if name not in (*TOP_LEVEL_ROLES, "models"):
+            if name not in (*TOP_LEVEL_ROLES, "models", "offline"):
                 raise UsageError(
                     f"no role named {name!r} has an expiry",
-                    hint="use root, targets, models, snapshot or timestamp",
+                    hint="use root, targets, models, snapshot, timestamp or offline",
                 )
             values[name] = parse_duration(text)
         result = replace(self, **values)
@@ -100,7 +102,7 @@ class RepositoryConfig:
             "# How long each role's signatures stay valid: whole numbers of d, h or m.",
             "[expiry]",
         ]
-        for role in (*TOP_LEVEL_ROLES, "models"):
+        for role in (*TOP_LEVEL_ROLES, "models", "offline"):
             lines.append(f'{role} = "{format_duration(getattr(self.expiries, role))}"')
         write_atomic(path, ("\n".join(lines) + "\n").encode())
 

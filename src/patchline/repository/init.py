@@ -15,6 +15,7 @@ from patchline.repository.passphrases import PassphraseSource
 from patchline.repository.publisher import Repository, Transaction
 from patchline.repository.state import RepositoryState
 from patchline.settings import Settings
+from patchline.wire.offline import OFFLINE_FIELD, OFFLINE_ROLE, offline_field
 
 
 def init_repository(
@@ -25,11 +26,13 @@ def init_repository(
     settings: Settings | None = None,
     passphrases: PassphraseSource | None = None,
     clock: Clock | None = None,
+    offline_key: bool = False,
 ) -> Repository:
     """Create a repository in ``home``: keys, settings, and a first signed state.
 
     Refuses a directory that already holds a repository, and a threshold that the
-    number of root keys cannot meet.
+    number of root keys cannot meet. With ``offline_key``, root also names a key for
+    offline bundles (``patchline.repository.bundles``).
     """
     if not 1 <= config.root_threshold <= root_keys:
         raise UsageError(
@@ -52,7 +55,8 @@ def init_repository(
     passphrases = passphrases or PassphraseSource()
     keyring = Keyring(keys_dir, passphrases, settings.kdf_log2n)
     # Ask for every passphrase before anything is written, so a refusal leaves nothing.
-    for role in ("root", "targets", "snapshot", "timestamp"):
+    roles = ("root", "targets", "snapshot", "timestamp")
+    for role in (*roles, OFFLINE_ROLE) if offline_key else roles:
         passphrases.for_role(role, new=True)
 
     now = clock.now().replace(microsecond=0)
@@ -65,6 +69,8 @@ def init_repository(
     root.roles["root"] = Role(root_keyids, config.root_threshold)
     for role in ("targets", "snapshot", "timestamp"):
         root.add_key(keyring.create(role, now), role)
+    if offline_key:
+        root.unrecognized_fields[OFFLINE_FIELD] = offline_field(keyring.create(OFFLINE_ROLE, now))
 
     home.mkdir(parents=True, exist_ok=True)
     layout.targets_dir.mkdir(parents=True, exist_ok=True)

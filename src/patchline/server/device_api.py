@@ -31,6 +31,7 @@ from patchline.server.asgi_io import (
     send_error,
 )
 from patchline.server.devices_cache import DeviceEntry
+from patchline.server.receipts import receipt_reports
 from patchline.server.writer import (
     CheckInWrite,
     DecisionChange,
@@ -46,6 +47,7 @@ from patchline.wire.device_api import (
     ReportAck,
     ReportBatch,
 )
+from patchline.wire.receipt import ReceiptAck, ReceiptBatch, seal_ok
 
 if TYPE_CHECKING:
     from patchline.server.runtime import Runtime
@@ -55,6 +57,7 @@ log = logging.getLogger(__name__)
 _CHECK_IN = msgspec.json.Decoder(CheckIn)
 _REPORTS = msgspec.json.Decoder(ReportBatch)
 _ENROLL = msgspec.json.Decoder(EnrollRequest)
+_RECEIPTS = msgspec.json.Decoder(ReceiptBatch)
 _ENCODER = msgspec.json.Encoder()
 _BAD_CREDENTIAL = "unknown device or wrong credential"
 
@@ -72,6 +75,7 @@ class DeviceApi:
             "/v1/check-in": self.check_in,
             "/v1/reports": self.reports,
             "/v1/enroll": self.enroll,
+            "/v1/receipts": self.receipts,
         }.get(path)
         if route is None:
             await send_error(send, 404, f"no device endpoint {path}")
@@ -201,6 +205,47 @@ class DeviceApi:
         # (a check-in to another process is reconciled within last_seen_resolution).
         entry.written_facts = {}
         await send_bytes(send, 200, _ENCODER.encode(ReportAck(accepted=accepted)))
+
+    async def receipts(self, scope: Scope, body: bytes, send: Send) -> None:
+        """Verify sealed install receipts of offline installs and record them as install
+        reports (source ``bundle ID``, audit kind ``receipt``); 422 and nothing stored
+        when any receipt is not this device's or its seal is wrong."""
+        entry = await self._device(scope)
+        if entry is None:
+            await send_error(send, 401, _BAD_CREDENTIAL)
+            return
+        batch = _RECEIPTS.decode(body)
+        for sealed in batch.receipts:
+            if sealed.receipt.device_id != entry.device_id or not seal_ok(
+                sealed, entry.credential_hash
+            ):
+                await send_error(
+                    send,
+                    422,
+                    f"receipt {sealed.receipt.receipt_id} is not sealed by this device",
+                    "nothing was stored; a receipt made before re-enrollment cannot be verified",
+                )
+                return
+        reports, extra = receipt_reports(batch)
+        loop = asyncio.get_running_loop()
+        waiter: Waiter = Waiter(loop, loop.create_future())
+        self.rt.writer.submit(
+            ReportWrite(
+                entry.device_id,
+                self.rt.clock.now(),
+                reports,
+                waiter,
+                audit_kind="receipt",
+                audit_extra=extra,
+            )
+        )
+        try:
+            accepted: list[str] = await waiter.future
+        except Exception:
+            await send_error(send, 503, "receipts not stored; keep them and send again")
+            return
+        entry.written_facts = {}
+        await send_bytes(send, 200, _ENCODER.encode(ReceiptAck(accepted=accepted)))
 
     async def enroll(self, scope: Scope, body: bytes, send: Send) -> None:
         """Enroll a device presenting the fleet's enrollment token."""

@@ -93,6 +93,10 @@ class ReportWrite:
     now: datetime
     reports: list[Report]
     waiter: Waiter | None = None
+    #: The audit kind of each new report ("receipt" for offline install receipts), and
+    #: facts added to its audit payload, by report id.
+    audit_kind: str = "report"
+    audit_extra: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -337,7 +341,7 @@ def _apply_reports(
         records.append(
             AuditRecord(
                 at=op.now,
-                kind="report",
+                kind=op.audit_kind,
                 actor=f"device:{op.device_id}",
                 subject=op.device_id,
                 payload={
@@ -349,6 +353,7 @@ def _apply_reports(
                     "detail": report.detail,
                     "source": report.source,
                     "device_at": report.at,
+                    **op.audit_extra.get(report.report_id, {}),
                 },
             )
         )
