@@ -14,7 +14,9 @@ generated 256 MiB and 1 GiB pairs (random base, an overwrite and an insertion ev
 16 MiB). Ratios are ours divided by each reference.
 
 Usage: .venv/bin/python bench/delta_compare.py [--skip-synthetic] [--pairs scipy,pyarrow]
-(``--pairs ""`` runs only the synthetic part.)
+[--only-ours]
+(``--pairs ""`` runs only the synthetic part; ``--only-ours`` skips the reference methods,
+for iterating on ours.)
 """
 
 from __future__ import annotations
@@ -132,8 +134,10 @@ def child_main(args: list[str]) -> None:
 # --- one pair ---------------------------------------------------------------------------
 
 
-def measure_pair(name: str, source: Path, target: Path) -> tuple[list[Row], Row]:
-    """Build and apply with every method; return the rows and the full-image row."""
+def measure_pair(
+    name: str, source: Path, target: Path, *, only_ours: bool = False
+) -> tuple[list[Row], Row | None]:
+    """Build and apply with every method (or ours only); the rows and the full-image row."""
     work = WORK / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -156,6 +160,9 @@ def measure_pair(name: str, source: Path, target: Path) -> tuple[list[Row], Row]
         print(f"  {name} {method}: {patch.stat().st_size:,} B", flush=True)
 
     python_method("ours", ours=True)
+    if only_ours:
+        shutil.rmtree(work)
+        return rows, None
     python_method("hdiffpatch")
     python_method("bsdiff4")
     for level in ("-19", "-3"):
@@ -244,7 +251,7 @@ def machine() -> str:
     )
 
 
-def table(name: str, rows: list[Row], full: Row) -> str:
+def table(name: str, rows: list[Row], full: Row | None) -> str:
     """A markdown table of one pair, with ours-to-reference ratios."""
     ours = rows[0]
     lines = [
@@ -253,7 +260,7 @@ def table(name: str, rows: list[Row], full: Row) -> str:
         "| method | patch | build | apply | apply peak RSS | ours / this: size, build time |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
-    for row in [*rows, full]:
+    for row in [*rows, *([full] if full else [])]:
         apply = f"{row.apply.seconds:.1f} s" if row.apply else "-"
         peak = f"{row.apply.peak_mib:.0f} MiB" if row.apply else "-"
         ratio = (
@@ -277,6 +284,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", default=",".join(PAIRS))
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--only-ours", action="store_true")
     args = parser.parse_args()
     print(machine(), flush=True)
     for name in filter(None, args.pairs.split(",")):
@@ -284,7 +292,7 @@ def main() -> None:
         source, target = DATA / src_name, DATA / tgt_name
         if not (source.exists() and target.exists()):
             raise SystemExit(f"missing {source} or {target}: run bench/fetch_delta_data.sh")
-        rows, full = measure_pair(name, source, target)
+        rows, full = measure_pair(name, source, target, only_ours=args.only_ours)
         print(
             f"\n{table(f'{src_name} -> {tgt_name} ({target.stat().st_size:,} B)', rows, full)}\n",
             flush=True,
