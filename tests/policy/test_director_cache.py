@@ -40,7 +40,18 @@ def test_cached_decisions_equal_fresh_ones_for_every_phone_state() -> None:
         ("DE", "FR"), (0, 999_999, 1_000_000, 10**9), (10, 30, 90), ("wifi", "cellular", "offline")
     ):
         facts = device(region=region, free_bytes=free, battery_percent=battery, network=network)
-        cached, digest = director.decide(facts, NOW)
+        cached, digest = director.decide(
+            model=facts.model,
+            region=facts.region,
+            deployed_on=facts.deployed_on,
+            build=facts.build,
+            build_sha256=facts.build_sha256,
+            security_patch_level=facts.security_patch_level.isoformat(),
+            free_bytes=free,
+            battery_percent=battery,
+            network=network,
+            now=NOW,
+        )
         fresh = decide(
             facts, director.catalog.releases_of("aurora"), director.catalog.rules, (), NOW.date()
         )
@@ -53,7 +64,19 @@ def test_answers_are_signed_once_while_the_decision_holds() -> None:
     director = make_director(signer)
     root = Root(expires=NOW + timedelta(days=1))
     root.add_key(signer.public_key, "targets")
-    decision, digest = director.decide(device(), NOW)
+    facts = device()
+    decision, digest = director.decide(
+        model=facts.model,
+        region=facts.region,
+        deployed_on=facts.deployed_on,
+        build=facts.build,
+        build_sha256=facts.build_sha256,
+        security_patch_level=facts.security_patch_level.isoformat(),
+        free_bytes=facts.free_bytes,
+        battery_percent=facts.battery_percent,
+        network=facts.network,
+        now=NOW,
+    )
     first = director.answer("dev-1", decision, digest, NOW)
     assert director.answer("dev-1", decision, digest, NOW + timedelta(minutes=30)) is first
     assert director.signatures == 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -23,7 +23,7 @@ from tuf.api.serialization.json import JSONSerializer
 from patchline.policy.catalog import Catalog
 from patchline.policy.decide import Action as DecisionAction
 from patchline.policy.decide import Decision, cohort_key, decide, decision_digest
-from patchline.policy.evaluate import Delivery, phone_checks
+from patchline.policy.evaluate import phone_ready
 from patchline.policy.facts import DeviceFacts
 from patchline.wire.director import Action, sign_decision
 
@@ -79,21 +79,6 @@ class SignedAnswer:
 _ANY_SPACE = 2**62
 
 
-def _phone_ready(facts: DeviceFacts, decision: Decision) -> bool:
-    release = decision.release
-    if release is None or decision.target_path is None or decision.length is None:
-        return False
-    delivery = Delivery(
-        target_path=decision.target_path,
-        length=decision.length,
-        sha256=decision.sha256 or "",
-        is_delta=decision.is_delta,
-        full_target_path=decision.full_target_path or decision.target_path,
-        detail="",
-    )
-    return all(check.passed for check in phone_checks(facts, release, delivery))
-
-
 class Director:
     """Decides and signs; holds the catalog and the caches of one server process."""
 
@@ -118,6 +103,7 @@ class Director:
         )
         self.catalog = Catalog()
         self._decisions: BoundedCache[Any, tuple[Decision, str]] = BoundedCache(cohort_cache_size)
+        self._cohorts: BoundedCache[Any, tuple[Decision, str]] = BoundedCache(cohort_cache_size)
         self._answers: BoundedCache[str, SignedAnswer] = BoundedCache(answer_cache_size)
         self.signatures = 0
 
@@ -125,24 +111,82 @@ class Director:
         """Switch to a new catalog; cached decisions of the old one are dropped."""
         self.catalog = catalog
         self._decisions.clear()
+        self._cohorts.clear()
 
-    def decide(self, facts: DeviceFacts, now: datetime) -> tuple[Decision, str]:
-        """The decision for ``facts`` today and its digest.
+    def decide(
+        self,
+        *,
+        model: str,
+        region: str | None,
+        deployed_on: date | None,
+        build: str,
+        build_sha256: str,
+        security_patch_level: str,
+        free_bytes: int,
+        battery_percent: int,
+        network: str,
+        now: datetime,
+    ) -> tuple[Decision, str]:
+        """The decision for a device in this state today, and its digest.
 
-        Which release a device may have depends on its cohort, not on its phone state
+        Which release a device may have depends on its cohort (model, region,
+        deployment date, build and hash, patch level, the day), not on its phone state
         (free space, battery, network only turn an offer into "not now"), and a ready
         offer's reasons do not mention phone state. So the decision is computed once per
-        cohort with a phone that passes every check, then this device's phone checks
-        run on the offer; only when one fails is the exact decision computed.
+        cohort for a phone that passes every check; this device's phone state is then
+        compared with the offer's needs; only a device that fails one gets the exact,
+        separately cached decision. The result always equals ``decide()``'s.
         """
         day = now.date()
-        ideal = replace(facts, free_bytes=_ANY_SPACE, battery_percent=100, network="wifi")
-        decision, digest = self._cached_decide(ideal, day)
+        key = (
+            self.catalog.version,
+            model,
+            region,
+            deployed_on,
+            build,
+            build_sha256,
+            security_patch_level,
+            day,
+        )
+        cached = self._cohorts.get(key)
+        if cached is None:
+            ideal = DeviceFacts(
+                device_id="cohort",
+                model=model,
+                region=region,
+                deployed_on=deployed_on,
+                build=build,
+                build_sha256=build_sha256,
+                security_patch_level=date.fromisoformat(security_patch_level),
+                free_bytes=_ANY_SPACE,
+                battery_percent=100,
+                network="wifi",
+            )
+            cached = self._cached_decide(ideal, day)
+            self._cohorts.put(key, cached)
+        decision = cached[0]
         if decision.action is DecisionAction.NONE:
-            return decision, digest
-        if decision.action is DecisionAction.INSTALL and _phone_ready(facts, decision):
-            return decision, digest
-        return self._cached_decide(facts, day)
+            return cached
+        if (
+            decision.action is DecisionAction.INSTALL
+            and decision.release is not None
+            and decision.length is not None
+            and phone_ready(free_bytes, battery_percent, network, decision.release, decision.length)
+        ):
+            return cached
+        exact = DeviceFacts(
+            device_id="cohort",
+            model=model,
+            region=region,
+            deployed_on=deployed_on,
+            build=build,
+            build_sha256=build_sha256,
+            security_patch_level=date.fromisoformat(security_patch_level),
+            free_bytes=free_bytes,
+            battery_percent=battery_percent,
+            network=network,
+        )
+        return self._cached_decide(exact, day)
 
     def _cached_decide(self, facts: DeviceFacts, day: date) -> tuple[Decision, str]:
         key = (self.catalog.version, cohort_key(facts, day))

@@ -293,6 +293,24 @@ def choose_delivery(device: DeviceFacts, release: ReleaseFacts) -> Delivery:
     )
 
 
+def phone_ready(
+    free_bytes: int, battery_percent: int, network: str, release: ReleaseFacts, length: int
+) -> bool:
+    """True when a phone in this state passes every check ``phone_checks`` makes for a
+    download of ``length`` bytes of ``release`` (the director's fast path)."""
+    return (
+        free_bytes >= length
+        and battery_percent >= release.min_battery_percent
+        and _network_ok(network, release)
+    )
+
+
+def _network_ok(network: str, release: ReleaseFacts) -> bool:
+    if release.allowed_networks:
+        return network in release.allowed_networks
+    return network != OFFLINE
+
+
 def phone_checks(
     device: DeviceFacts, release: ReleaseFacts, delivery: Delivery
 ) -> tuple[PhoneCheck, ...]:
@@ -317,8 +335,8 @@ def phone_checks(
         + ("below" if low else "at or above")
         + f" the {release.min_battery_percent}% this release needs",
     )
+    ok = _network_ok(device.network, release)
     if release.allowed_networks:
-        ok = device.network in release.allowed_networks
         listed = ", ".join(sorted(release.allowed_networks))
         detail = (
             f"network {device.network} is "
@@ -326,7 +344,6 @@ def phone_checks(
             + f"one this release may use ({listed})"
         )
     else:
-        ok = device.network != OFFLINE
         detail = "the device is offline" if not ok else f"network {device.network} is usable"
     return (space, battery, PhoneCheck("network", ok, detail))
 

@@ -19,7 +19,6 @@ import msgspec
 from patchline.fleet.credentials import secret_matches, split_credential
 from patchline.fleet.enrollment import EnrollmentConflictError, enroll
 from patchline.policy.audit import AuditRecord, append
-from patchline.policy.facts import DeviceFacts
 from patchline.server.asgi_io import (
     BodyTooLarge,
     Receive,
@@ -127,32 +126,41 @@ class DeviceApi:
         rt = self.rt
         now = rt.clock.now()
         region = checkin.region or entry.region
-        facts = DeviceFacts(
-            device_id=entry.device_id,
+        decision, digest = rt.director.decide(
             model=entry.model,
             region=region,
             deployed_on=entry.deployed_on,
             build=checkin.build,
             build_sha256=checkin.build_sha256,
-            security_patch_level=date.fromisoformat(checkin.security_patch_level),
+            security_patch_level=checkin.security_patch_level,
             free_bytes=checkin.free_bytes,
             battery_percent=checkin.battery_percent,
             network=checkin.network.value,
+            now=now,
         )
-        decision, digest = rt.director.decide(facts, now)
         answer = rt.director.answer(entry.device_id, decision, digest, now)
-        rt.metrics.checkins.labels(decision.action.value).inc()
-        reported = facts_from_check_in(checkin, region)
+        rt.metrics.checkin_counter(decision.action.value).inc()
+        # Free space and battery change on every poll: they are written with the
+        # periodic last-seen refresh, not as a change of their own.
+        state = (
+            checkin.build,
+            checkin.build_sha256,
+            checkin.security_patch_level,
+            checkin.slot.active,
+            checkin.slot.last_boot_ok,
+            checkin.network,
+            region,
+        )
         changed_decision = digest != entry.decision_digest
         stale_seen = (
             entry.written_seen_at is None
             or now - entry.written_seen_at >= rt.settings.last_seen_resolution
         )
-        if changed_decision or reported != entry.written_facts or stale_seen:
+        if changed_decision or state != entry.written_state or stale_seen:
             write = CheckInWrite(
                 device_id=entry.device_id,
                 now=now,
-                facts={**reported, "last_seen_at": now},
+                facts={**facts_from_check_in(checkin, region), "last_seen_at": now},
                 last_boot_ok=checkin.slot.last_boot_ok,
                 decision=DecisionChange(
                     digest=digest,
@@ -178,7 +186,7 @@ class DeviceApi:
                 entry.decision_digest = digest
             else:
                 rt.writer.submit(write)
-            entry.written_facts = reported
+            entry.written_state = state
             entry.written_seen_at = now
         await send_bytes(send, 200, answer)
 
@@ -203,7 +211,7 @@ class DeviceApi:
             self.rt.metrics.reports.labels(report.status.value).inc()
         # The install moved on: the next check-in is written, so it is reconciled at once
         # (a check-in to another process is reconciled within last_seen_resolution).
-        entry.written_facts = {}
+        entry.written_state = ()
         await send_bytes(send, 200, _ENCODER.encode(ReportAck(accepted=accepted)))
 
     async def receipts(self, scope: Scope, body: bytes, send: Send) -> None:
@@ -244,7 +252,7 @@ class DeviceApi:
         except Exception:
             await send_error(send, 503, "receipts not stored; keep them and send again")
             return
-        entry.written_facts = {}
+        entry.written_state = ()
         await send_bytes(send, 200, _ENCODER.encode(ReceiptAck(accepted=accepted)))
 
     async def enroll(self, scope: Scope, body: bytes, send: Send) -> None:

@@ -24,7 +24,9 @@ class DeviceEntry:
     model: str
     region: str
     deployed_on: date
-    written_facts: dict[str, Any] = field(default_factory=dict)
+    #: The reported state this process last wrote (build, hash, patch level, slot,
+    #: network, region); a check-in that differs is written.
+    written_state: tuple[Any, ...] = ()
     written_seen_at: datetime | None = None
     decision_digest: str | None = None
     loaded_at: float = field(default_factory=time.monotonic)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
@@ -27,6 +29,14 @@ class Metrics:
         self.writer_failures = Gauge(
             "patchline_writer_failures", "Batches the database refused", registry=self.registry
         )
+        self._checkin_children: dict[str, Any] = {}
         self.catalog_version = Gauge(
             "patchline_catalog_version", "Catalog version in use", registry=self.registry
         )
+
+    def checkin_counter(self, action: str) -> Any:
+        """The check-in counter for one action (label lookup cached: hot path)."""
+        child = self._checkin_children.get(action)
+        if child is None:
+            child = self._checkin_children[action] = self.checkins.labels(action)
+        return child
