@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 import msgspec
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
+from rich.progress import TaskID
 from rich.table import Table
 
 from patchline.agent import Agent, DeviceConfig, DeviceDir, HealthCheck, create_device
@@ -15,6 +15,7 @@ from patchline.agent.enrollment import enroll
 from patchline.agent.fetcher import http_pool
 from patchline.agent.state import load_state
 from patchline.cli.context import CliContext, pass_cli
+from patchline.cli.progress import byte_progress
 from patchline.clock import SystemClock
 from patchline.errors import UsageError
 
@@ -147,15 +148,7 @@ def update(
                 mirrors=[*config.mirrors, *mirrors],
             )
         )
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=ctx.console,
-        transient=True,
-        disable=not ctx.console.is_terminal,
-    ) as progress:
+    with byte_progress(ctx.console) as progress:
         tasks: dict[str, TaskID] = {}
 
         def show(name: str, done: int, total: int) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
+from rich.progress import Progress, TaskID
 
 from patchline.cli.context import CliContext, pass_cli
+from patchline.cli.progress import byte_progress
 from patchline.clock import SystemClock
 from patchline.mirror import SyncResult, sync_mirror
 from patchline.mirror.verify import VerifiedTarget
@@ -38,15 +39,7 @@ def mirror() -> None:
 def sync_command(ctx: CliContext, source: str, dest_dir: Path, root_file: Path | None) -> None:
     """Copy SOURCE (a URL, or a folder holding metadata/ and targets/) into DEST_DIR,
     verifying every file first; serve DEST_DIR with any static host."""
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=ctx.console,
-        transient=True,
-        disable=not ctx.console.is_terminal,
-    ) as bar:
+    with byte_progress(ctx.console) as bar:
         result = sync_mirror(
             source,
             dest_dir,

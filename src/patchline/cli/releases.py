@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
+from rich.progress import TaskID
 from rich.table import Table
 
 from patchline.cli.context import CliContext, pass_cli
+from patchline.cli.progress import byte_progress
 from patchline.repository import ReleaseRequest, add_release, releases_of
 from patchline.wire.release import (
     Eligibility,
@@ -78,13 +79,7 @@ def add_command(
         build_time=parse_datetime("build time", build_time) if build_time else None,
         allow_downgrade=allow_downgrade,
     )
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        console=cli.console,
-        transient=True,
-    ) as bar:
+    with byte_progress(cli.console) as bar:
         tasks: dict[str, TaskID] = {}
 
         def progress(what: str, done: int, total: int) -> None:
