@@ -29,8 +29,14 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# Needs Debian's nginx, wrk, curl and zstd, and PostgreSQL for the check-in rate.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/publish_scale.py
+	$(BIN)/python bench/checkin_rate.py
+	$(BIN)/python bench/agent_download.py
+	bash bench/fetch_delta_data.sh $(BIN)/python
+	$(BIN)/python bench/delta_compare.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
