@@ -127,3 +127,17 @@ def test_each_role_may_have_its_own_passphrase(tmp_path: Path, clock: FixedClock
     with pytest.raises(PassphraseError):
         read_key_file(path, "shared")
     assert read_key_file(path, "root only") is not None
+
+
+def test_a_repository_made_with_relative_paths_opens_from_anywhere(
+    tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import open_repo
+
+    monkeypatch.chdir(tmp_path)
+    _init(Path("data/repo"), clock, config=RepositoryConfig(keys_dir=Path("data/repo/keys")))
+    assert 'keys_dir = "keys"' in (tmp_path / "data/repo/patchline.toml").read_text()
+    monkeypatch.chdir("/")
+    repo = open_repo(tmp_path / "data/repo", clock)
+    assert repo.keyring.keys_dir == tmp_path / "data/repo/keys"
+    assert all(repo.keyring.has(k) for k in repo.state().root.signed.roles["root"].keyids)

@@ -86,8 +86,8 @@ class RepositoryConfig:
 
     def save(self, path: Path) -> None:
         """Write the settings file atomically."""
-        keys_dir = self.keys_dir
-        if keys_dir.is_absolute() and keys_dir.is_relative_to(path.parent.absolute()):
+        keys_dir = self.keys_dir.absolute()  # a relative path means from the current folder
+        if keys_dir.is_relative_to(path.parent.absolute()):
             keys_dir = keys_dir.relative_to(path.parent.absolute())
         lines = [
             "# Patchline repository settings.",
