@@ -53,6 +53,13 @@ def test_device_api_refuses_bad_requests_without_changing_state(server: RunningS
             422,
             "invalid",
         ),
+        (
+            "/v1/check-in",
+            {"Authorization": f"Bearer {credential}"},
+            good.replace(b"2026-01-01", b"2026-13-45"),
+            422,
+            "invalid security_patch_level",
+        ),
         ("/v1/check-in", {}, good, 401, "unknown device or wrong credential"),
         ("/v1/check-in", {"Authorization": "Bearer nobody.nothing"}, good, 401, "unknown device"),
         ("/v1/check-in", {"Authorization": f"Bearer {device_id}.wrong"}, good, 401, "credential"),

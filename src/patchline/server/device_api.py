@@ -123,6 +123,13 @@ class DeviceApi:
             await send_error(send, 401, _BAD_CREDENTIAL, "enroll again if the device was reset")
             return
         checkin = _CHECK_IN.decode(body)
+        try:
+            date.fromisoformat(checkin.security_patch_level)
+        except ValueError:
+            await send_error(
+                send, 422, f"invalid security_patch_level {checkin.security_patch_level!r}"
+            )
+            return
         rt = self.rt
         now = rt.clock.now()
         region = checkin.region or entry.region
