@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
@@ -196,7 +197,10 @@ class OfferSettings(BaseModel):
 
 @router.patch("/releases/{release_id}", tags=["releases"])
 async def change_offer(
-    request: Request, release_id: int, settings: OfferSettings, caller: ReleaseManager
+    request: Request,
+    release_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)],
+    settings: OfferSettings,
+    caller: ReleaseManager,
 ) -> dict[str, Any]:
     """Change a release's battery floor or allowed networks."""
     rt = runtime(request)
@@ -260,7 +264,7 @@ async def list_devices(
     region: str | None = None,
     build: str | None = None,
     install_state: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Devices matching the filters, a page at a time, ordered by id."""
