@@ -296,3 +296,10 @@ class InvalidAmendmentError(InvalidRuleError):
 
 class InvalidFactsError(UsageError, PolicyError):
     """Device or release facts handed to the director are malformed."""
+
+
+# --- signing continuity --------------------------------------------------------------
+
+
+class ContinuityError(RepositoryError):
+    """A successor cannot be named or cannot take over (unknown, already named, bad key)."""

@@ -14,6 +14,7 @@ from patchline.cli.agent import agent
 from patchline.cli.audit import audit
 from patchline.cli.bundle import bundle
 from patchline.cli.context import CliContext
+from patchline.cli.continuity import continuity
 from patchline.cli.demo import demo
 from patchline.cli.keys import key
 from patchline.cli.mirror import mirror
@@ -56,6 +57,7 @@ for command in (
     token,
     mirror,
     bundle,
+    continuity,
 ):
     cli.add_command(command)
 

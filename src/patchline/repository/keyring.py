@@ -44,6 +44,10 @@ class Keyring:
         self._entries = self._load()
         self._signers: dict[str, Signer] = {}
 
+    def elsewhere(self, keys_dir: Path) -> Keyring:
+        """A keyring in another folder, with the same passphrases and key-derivation cost."""
+        return Keyring(keys_dir, self._passphrases, self._kdf_log2n)
+
     @property
     def _file(self) -> Path:
         return self.keys_dir / "keyring.json"

@@ -18,6 +18,7 @@ from patchline.errors import UsageError
 from patchline.repository.config import TOP_LEVEL_ROLES
 from patchline.repository.publisher import Repository, Transaction
 from patchline.repository.state import archive_role
+from patchline.repository.successors import successor_keyids
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,15 @@ def rotate_key(repo: Repository, role: str, keyid: str | None = None) -> Rotatio
         else:
             tx.state.model(role)  # raises UnknownModelError
             current = list(tx.state.delegated_role(role).keyids)
+        if keyid is None:  # a named successor's root keys are not the maker's to replace
+            current = [k for k in current if k not in successor_keyids(tx.state.root.signed)]
         old = _select(role, current, keyid)
         # Open the keys that must sign the change before creating anything new.
         tx.require_signers(["root"] if role in TOP_LEVEL_ROLES else ["targets"])
         now = repo.clock.now()
         added: list[str] = []
         try:
-            _replace_keys(tx, role, old, added, now)
+            replace_keys(tx, role, old, added, now)
             tx.commit()
         except BaseException:
             for keyid_added in added:  # never published: forget the new keys again
@@ -61,9 +64,14 @@ def rotate_key(repo: Repository, role: str, keyid: str | None = None) -> Rotatio
         return Rotation(role, tuple(old), tuple(added), tx.state.root.signed.version)
 
 
-def _replace_keys(
+def replace_keys(
     tx: Transaction, role: str, old: list[str], added: list[str], now: datetime
 ) -> None:
+    """In ``tx``, replace each key id of ``old`` for ``role`` by a new key of ``tx``'s keyring.
+
+    The id of every key made is appended to ``added`` as it is made, so a caller can
+    retire them if the transaction is not committed.
+    """
     repo = tx.repo
     # Who names the key: root for a top-level role; for a model, targets names the
     # model's key and the model's role names the same key for its archive.
