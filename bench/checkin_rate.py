@@ -102,7 +102,7 @@ def prepare(work: Path, devices: int, database_url: str | None) -> Prepared:
     repo = init_repository(
         home,
         RepositoryConfig(keys_dir=home / "keys"),
-        settings=Settings(home, kdf_log2n=10),
+        settings=Settings(kdf_log2n=10),
         passphrases=PassphraseSource(env, interactive=False),
         clock=SystemClock(),
     )

@@ -44,7 +44,7 @@ def clock() -> FixedClock:
 def open_repo(home: Path, clock: FixedClock) -> Repository:
     """Open ``home`` as the CLI would, with the test passphrase and clock."""
     passphrases = PassphraseSource({"PATCHLINE_PASSPHRASE": PASSPHRASE}, interactive=False)
-    return Repository.open(home, Settings(home, kdf_log2n=10), passphrases, clock)
+    return Repository.open(home, Settings(kdf_log2n=10), passphrases, clock)
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def repo(tmp_path: Path, clock: FixedClock) -> Repository:
     created = init_repository(
         home,
         RepositoryConfig(keys_dir=home / "keys"),
-        settings=Settings(home, kdf_log2n=10),
+        settings=Settings(kdf_log2n=10),
         passphrases=passphrases,
         clock=clock,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from patchline.errors import ConfigError
 
@@ -17,12 +16,10 @@ DEFAULT_KDF_LOG2N = 17
 class Settings:
     """What Patchline reads from its environment.
 
-    ``PATCHLINE_HOME``: the repository (and later server) data directory.
     ``PATCHLINE_KEY_KDF_LOG2N``: scrypt cost for newly written key files (10-22).
     Passphrases are read where they are needed (see ``repository.keys``), never kept here.
     """
 
-    home: Path
     kdf_log2n: int = DEFAULT_KDF_LOG2N
 
     @classmethod
@@ -36,4 +33,4 @@ class Settings:
             raise ConfigError(f"PATCHLINE_KEY_KDF_LOG2N={raw_cost!r} is not a number") from None
         if not 10 <= cost <= 22:
             raise ConfigError("PATCHLINE_KEY_KDF_LOG2N must be between 10 and 22")
-        return cls(home=Path(env.get("PATCHLINE_HOME", ".")), kdf_log2n=cost)
+        return cls(kdf_log2n=cost)

@@ -37,7 +37,7 @@ def take_over(home: Path, keys_dir: Path, clock: FixedClock, name: str = "carrie
         home,
         name,
         keys_dir,
-        settings=Settings(home, kdf_log2n=10),
+        settings=Settings(kdf_log2n=10),
         passphrases=passphrases,
         clock=clock,
     )

@@ -19,7 +19,7 @@ def _init(home: Path, clock: FixedClock, **kwargs: object) -> Repository:
     return init_repository(
         home,
         config,  # type: ignore[arg-type]
-        settings=Settings(home, kdf_log2n=10),
+        settings=Settings(kdf_log2n=10),
         passphrases=passphrases,
         clock=clock,
         **kwargs,  # type: ignore[arg-type]
@@ -105,7 +105,7 @@ def test_init_without_a_passphrase_writes_nothing(tmp_path: Path, clock: FixedCl
         init_repository(
             home,
             RepositoryConfig(keys_dir=home / "keys"),
-            settings=Settings(home, kdf_log2n=10),
+            settings=Settings(kdf_log2n=10),
             passphrases=PassphraseSource({}, interactive=False),
             clock=clock,
         )
@@ -118,7 +118,7 @@ def test_each_role_may_have_its_own_passphrase(tmp_path: Path, clock: FixedClock
     repo = init_repository(
         home,
         RepositoryConfig(keys_dir=home / "keys"),
-        settings=Settings(home, kdf_log2n=10),
+        settings=Settings(kdf_log2n=10),
         passphrases=PassphraseSource(env, interactive=False),
         clock=clock,
     )

@@ -148,9 +148,9 @@ class Director:
             security_patch_level,
             day,
         )
-        cached = self._cohorts.get(key)
-        if cached is None:
-            ideal = DeviceFacts(
+
+        def facts(free: int, battery: int, link: str) -> DeviceFacts:
+            return DeviceFacts(
                 device_id="cohort",
                 model=model,
                 region=region,
@@ -158,11 +158,14 @@ class Director:
                 build=build,
                 build_sha256=build_sha256,
                 security_patch_level=date.fromisoformat(security_patch_level),
-                free_bytes=_ANY_SPACE,
-                battery_percent=100,
-                network="wifi",
+                free_bytes=free,
+                battery_percent=battery,
+                network=link,
             )
-            cached = self._cached_decide(ideal, day)
+
+        cached = self._cohorts.get(key)
+        if cached is None:
+            cached = self._cached_decide(facts(_ANY_SPACE, 100, "wifi"), day)
             self._cohorts.put(key, cached)
         decision = cached[0]
         if decision.action is DecisionAction.NONE:
@@ -174,19 +177,7 @@ class Director:
             and phone_ready(free_bytes, battery_percent, network, decision.release, decision.length)
         ):
             return cached
-        exact = DeviceFacts(
-            device_id="cohort",
-            model=model,
-            region=region,
-            deployed_on=deployed_on,
-            build=build,
-            build_sha256=build_sha256,
-            security_patch_level=date.fromisoformat(security_patch_level),
-            free_bytes=free_bytes,
-            battery_percent=battery_percent,
-            network=network,
-        )
-        return self._cached_decide(exact, day)
+        return self._cached_decide(facts(free_bytes, battery_percent, network), day)
 
     def _cached_decide(self, facts: DeviceFacts, day: date) -> tuple[Decision, str]:
         key = (self.catalog.version, cohort_key(facts, day))
