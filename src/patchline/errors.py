@@ -294,6 +294,13 @@ class InvalidAmendmentError(InvalidRuleError):
     """An amendment changes an unknown field, changes the id, or leaves the rule invalid."""
 
 
+class NotAuthorisedError(PolicyError):
+    """No delivery rule in force allows a release, or signed eligibility cannot state the
+    rules that limit it; the release is not signed."""
+
+    exit_code = 6
+
+
 class InvalidFactsError(UsageError, PolicyError):
     """Device or release facts handed to the director are malformed."""
 

@@ -16,6 +16,7 @@ from patchline.agent.state import load_state
 from patchline.clock import FixedClock, SystemClock
 from patchline.errors import NoUpdateSourceError, UpdateRefusedError
 from patchline.repository import Repository
+from patchline.repository.refresh import refresh
 from patchline.wire.device_api import ReportStatus, Slot
 from patchline.wire.release import Eligibility
 from tests.agent.conftest import closed_port_url, snapshot_tree
@@ -137,12 +138,14 @@ def test_offline_the_agent_enforces_the_signed_eligibility_itself(
 def test_an_expired_licence_window_is_refused_on_the_device_clock(
     repo: Repository, make_device: Callable[..., DeviceDir], hosts: Callable[..., RangeHost]
 ) -> None:
-    clock = FixedClock(SystemClock().now())
+    clock = repo.clock
+    assert isinstance(clock, FixedClock)
     until = (clock.now() + timedelta(days=2)).date()
     publish(repo, "alpha", "2.0", eligibility=Eligibility(valid_until=until))
     host = hosts(repo.layout.public_dir)
     device = make_device(mirrors=[host.url])
     clock.advance(timedelta(days=3))
+    refresh(repo)  # the timestamp stays fresh on the advanced clock; only the licence ends
 
     with pytest.raises(UpdateRefusedError, match=f"release validity ended on {until}"):
         Agent(device, clock=clock).update()

@@ -22,6 +22,7 @@ def make_info(**changes: object) -> ReleaseInfo:
             regions_excluded=("KP",),
             deployed_before=date(2018, 4, 15),
             valid_until=date(2018, 8, 1),
+            rule="L-2018-07",
         ),
         "notes": "July security patch",
     }
@@ -38,6 +39,7 @@ def test_custom_fields_name_their_format() -> None:
     custom = make_info().to_custom()
     assert custom["format"] == "patchline.release/1"
     assert custom["eligibility"]["deployed_before"] == "2018-04-15"
+    assert custom["eligibility"]["rule"] == "L-2018-07"
 
 
 @pytest.mark.parametrize(
@@ -48,6 +50,7 @@ def test_custom_fields_name_their_format() -> None:
         ("security_patch_level", "July"),
         ("model", 7),
         ("eligibility", {"regions_allowed": "DE"}),
+        ("eligibility", {"rule": "not a name"}),
     ],
 )
 def test_malformed_custom_fields_are_rejected(field: str, value: object) -> None:

@@ -129,6 +129,9 @@ def refresh_source(
         updater = open_updater(
             metadata_dir, source.metadata_url, source.targets_url, fetcher, bootstrap
         )
+        # Expiry is judged on the device clock the agent was given (ngclient has no
+        # public hook for a trusted time; it reads the system clock once per Updater).
+        updater._trusted_set.reference_time = now
         updater.refresh()
     except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
         raise explain_tuf_error(exc, source, fetcher, now) from exc

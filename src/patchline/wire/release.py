@@ -108,8 +108,13 @@ class Eligibility:
     regions_excluded: tuple[str, ...] = ()
     deployed_before: date | None = None
     valid_until: date | None = None
+    #: The delivery rule this release was authorised under (``patchline.policy.authorise``),
+    #: so that an install from a mirror or a bundle can say which rule allowed it.
+    rule: str = ""
 
     def __post_init__(self) -> None:
+        if self.rule:
+            check_name("rule", self.rule)
         overlap = set(self.regions_allowed) & set(self.regions_excluded)
         if overlap:
             raise InvalidReleaseInfo(
@@ -148,6 +153,7 @@ class Eligibility:
             "regions_excluded": list(self.regions_excluded),
             "deployed_before": _iso_or_none(self.deployed_before),
             "valid_until": _iso_or_none(self.valid_until),
+            "rule": self.rule,
         }
 
     @classmethod
@@ -159,6 +165,7 @@ class Eligibility:
             regions_excluded=parse_regions(_str_list("regions_excluded", data)),
             deployed_before=_optional_date("deployed_before", data),
             valid_until=_optional_date("valid_until", data),
+            rule=_str("rule", data) if data.get("rule") else "",
         )
 
 

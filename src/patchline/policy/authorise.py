@@ -1,0 +1,146 @@
+"""Signing a release under the delivery rules, so that devices enforce them without us.
+
+The director applies the rules to each device while the server runs. A device that
+updates from a mirror or an SD card has no director: all it has is the release's
+signed eligibility (``patchline.wire.release.Eligibility``). ``authorise_release``
+turns the rules in force on the signing day into that eligibility, or refuses to let
+the release be signed at all:
+
+- the highest-priority rule in force that covers the release (its model and update
+  class) decides, as it would for the director; on a tie a block wins;
+- a block rule that covers every device refuses the release ("rule denial-2018
+  blocks all updates since 2018-04-15");
+- a higher-priority block rule limited to some regions adds those regions to the
+  excluded ones; a block limited any other way cannot be stated in eligibility, so
+  the release is refused (deliver it through the director instead);
+- the allowing rule's regions, ``deployed_before`` and ``valid_until`` become the
+  release's; ``valid_until`` is also cut at the start of any higher-priority block
+  already on the books (a ban announced for next week ends the release's validity);
+- the eligibility names the allowing rule, so every offline install can say which rule
+  allowed it.
+
+The signed eligibility therefore never allows a device the director would refuse on the
+signing day; it may allow fewer (a lower-priority rule that would also have allowed
+some devices is not consulted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from patchline.errors import NotAuthorisedError
+from patchline.policy.rules import Amendment, Effect, Rule, RuleStatus, rule_on
+from patchline.wire.release import Eligibility, UpdateClass
+
+
+@dataclass(frozen=True)
+class Authorisation:
+    """The rule that allows a release, and the eligibility to sign into it."""
+
+    rule: Rule
+    eligibility: Eligibility
+    #: Why, in sentences: the allowing rule and every rule that narrowed it.
+    reasons: tuple[str, ...]
+
+
+def authorise_release(
+    *,
+    model: str,
+    update_class: UpdateClass,
+    rules: Iterable[Rule],
+    amendments: Iterable[Amendment] = (),
+    day: date,
+) -> Authorisation:
+    """The eligibility a release of ``model`` and ``update_class`` may be signed with on
+    ``day`` under ``rules`` (with ``amendments`` in force that day).
+
+    Raises NotAuthorisedError, naming the rule, when no rule in force allows it, a rule
+    blocks it for every device, or a rule limits it in a way eligibility cannot state.
+    """
+    known = list(amendments)
+    current = [rule_on(rule, known, day) for rule in rules]
+    covering = [r for r in current if _covers_release(r, model, update_class)]
+    in_force = [r for r in covering if r.status_on(day) is RuleStatus.IN_FORCE]
+    in_force.sort(key=lambda r: (-r.priority, r.effect is not Effect.BLOCK, r.id))
+    excluded: set[str] = set()
+    narrowed: list[str] = []
+    what = f"{update_class.value} updates of {model}"
+    for rule in in_force:
+        if rule.effect is Effect.BLOCK:
+            if not _limits_devices(rule):
+                raise NotAuthorisedError(
+                    f"not signed: {rule.describe()}",
+                    hint="a release can be signed once a rule in force allows it",
+                )
+            if rule.deployed_before or rule.deployed_on_or_after or rule.regions_excluded:
+                raise NotAuthorisedError(
+                    f"not signed: {rule.describe()}, a limit signed eligibility cannot state",
+                    hint="deliver this release through the director, which applies every rule",
+                )
+            excluded |= rule.regions_allowed
+            narrowed.append(f"narrowed by {rule.describe()}")
+            continue
+        return _allowed_by(rule, excluded, covering, day, narrowed, what)
+    raise NotAuthorisedError(
+        f"not signed: no rule in force on {day.isoformat()} allows {what}",
+        hint="add or amend a rule that allows it, then sign the release",
+    )
+
+
+def _allowed_by(
+    rule: Rule,
+    excluded: set[str],
+    covering: list[Rule],
+    day: date,
+    narrowed: list[str],
+    what: str,
+) -> Authorisation:
+    if rule.deployed_on_or_after is not None:
+        raise NotAuthorisedError(
+            f"not signed: {rule.describe()}, a limit signed eligibility cannot state",
+            hint="deliver this release through the director, which applies every rule",
+        )
+    allowed = set(rule.regions_allowed) - excluded
+    if rule.regions_allowed and not allowed:
+        raise NotAuthorisedError(
+            f"not signed: {rule.describe()}, but every region it allows is blocked "
+            f"by a rule of higher priority"
+        )
+    until = rule.valid_until
+    for other in covering:
+        starts = other.valid_from
+        if (
+            other.effect is Effect.BLOCK
+            and not _limits_devices(other)
+            and other.priority >= rule.priority
+            and starts is not None
+            and starts > day
+            and (until is None or starts < until)
+        ):
+            until = starts
+            narrowed.append(f"valid until {starts.isoformat()}: {other.describe()}")
+    eligibility = Eligibility(
+        regions_allowed=tuple(sorted(allowed)),
+        regions_excluded=tuple(sorted((set(rule.regions_excluded) | excluded) - allowed)),
+        deployed_before=rule.deployed_before,
+        valid_until=until,
+        rule=rule.id,
+    )
+    return Authorisation(rule, eligibility, (f"{what}: {rule.describe()}", *narrowed))
+
+
+def _covers_release(rule: Rule, model: str, update_class: UpdateClass) -> bool:
+    if rule.models and model not in rule.models:
+        return False
+    return not rule.update_classes or update_class in rule.update_classes
+
+
+def _limits_devices(rule: Rule) -> bool:
+    return bool(
+        rule.regions_allowed
+        or rule.regions_excluded
+        or rule.deployed_before is not None
+        or rule.deployed_on_or_after is not None
+    )
