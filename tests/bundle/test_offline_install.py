@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from patchline.agent import Agent, DeviceDir
+from patchline.agent.device_key import load_device_key
 from patchline.agent.receipts import ReceiptBox
 from patchline.agent.state import load_state
 from patchline.clock import FixedClock
@@ -17,6 +18,7 @@ from patchline.errors import NoUpdateSourceError, UpdateRefusedError
 from patchline.repository import Repository
 from patchline.repository.bundles import export_bundle
 from patchline.wire.device_api import Slot
+from patchline.wire.receipt import public_key_bytes, signed_by
 from patchline.wire.release import Eligibility
 from tests.conftest import START, image_bytes, publish
 
@@ -181,7 +183,7 @@ def test_a_bundle_carries_deltas_when_asked_and_the_device_uses_one(
     assert device.slot_image(Slot.B).read_bytes() == bytes(base)
 
 
-def test_an_unenrolled_device_keeps_no_receipt_and_an_enrolled_one_keeps_it_sealed(
+def test_an_unenrolled_device_keeps_no_receipt_and_an_enrolled_one_keeps_it_signed(
     offline_repo: Repository, make_device: Callable[..., DeviceDir], tmp_path: Path
 ) -> None:
     publish(offline_repo, "alpha", "1.1")
@@ -199,3 +201,7 @@ def test_an_unenrolled_device_keeps_no_receipt_and_an_enrolled_one_keeps_it_seal
     receipt = kept[0][1].receipt
     assert (receipt.device_id, receipt.build, receipt.from_build) == ("abc123", "1.1", "1.0")
     assert os.path.getsize(kept[0][0]) > 0
+    key = load_device_key(enrolled)  # made for the receipt: the device enrolled without one
+    assert key is not None
+    assert signed_by(kept[0][1], public_key_bytes(key))
+    assert load_device_key(lone) is None

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import msgspec
 import urllib3
@@ -25,6 +26,7 @@ from tuf.api.metadata import TargetFile
 from patchline.agent.bundle import OfflineBundle, is_signed_bundle, open_bundle
 from patchline.agent.choose import Facts, Plan, plan_update
 from patchline.agent.device import DeviceConfig, DeviceDir
+from patchline.agent.device_key import device_key
 from patchline.agent.director_client import check_in, verified_decision
 from patchline.agent.fetcher import SourceFetcher, http_pool
 from patchline.agent.outcome import Attempt, UpdateResult, code_for, nothing_installed, tried
@@ -47,7 +49,7 @@ from patchline.errors import (
 )
 from patchline.wire.device_api import CheckIn, Network, ReportCode, ReportStatus, SlotState
 from patchline.wire.director import DirectorDecision
-from patchline.wire.receipt import Receipt, receipt_key
+from patchline.wire.receipt import Receipt
 
 
 @dataclass
@@ -78,7 +80,7 @@ class Agent:
         self.monotonic = monotonic
         self.on_progress = on_progress
         self.outbox = Outbox(device.outbox)
-        self.receipts = ReceiptBox(device.path / "receipts")
+        self.receipts = ReceiptBox(device.path / "receipts", lambda: device_key(device))
 
     def update(self) -> UpdateResult:
         """Find, verify, install and boot the newest update this device may take.
@@ -178,17 +180,26 @@ class Agent:
         now = self.clock.now()
         if source.kind is SourceKind.BUNDLE and is_signed_bundle(Path(source.location)):
             return open_bundle(
-                source, bootstrap, self._trusted_root_version(), run.config.model, now
+                source,
+                bootstrap,
+                self._trusted_root_version(),
+                run.config.model,
+                now,
+                self._trusted_versions(run.config.model),
             )
         return refresh_source(self.device.metadata_dir, source, fetcher, bootstrap, now)
 
+    def _trusted_versions(self, model: str) -> dict[str, int]:
+        """The versions of the targets roles this device has trusted from online sources."""
+        found = {}
+        for role in ("targets", model, f"{model}.archive"):
+            version = _cached_version(self.device.metadata_dir / f"{quote(role, safe='')}.json")
+            if version:
+                found[role] = version
+        return found
+
     def _trusted_root_version(self) -> int:
-        cached = self.device.metadata_dir / "root.json"
-        try:
-            version = msgspec.json.decode(cached.read_bytes())["signed"]["version"]
-        except (OSError, msgspec.DecodeError, KeyError, TypeError):
-            return 0
-        return version if isinstance(version, int) else 0
+        return _cached_version(self.device.metadata_dir / "root.json")
 
     def _check_in(self, run: _Run, pool: urllib3.PoolManager) -> None:
         config, state = run.config, run.state
@@ -385,8 +396,8 @@ class Agent:
     def _keep_receipt(
         self, run: _Run, bundle: OfflineBundle, plan: Plan, from_build: str, delta: bool
     ) -> None:
-        """Seal and keep a receipt of an offline install (an enrolled device only: the
-        seal is its credential)."""
+        """Sign and keep a receipt of an offline install with the device key (an enrolled
+        device only: the receipt names its device id)."""
         device_id, sep, secret = run.config.credential.partition(".")
         if not sep or not secret:
             return
@@ -404,7 +415,7 @@ class Agent:
             installed_at=self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
             delta=delta,
         )
-        self.receipts.add(receipt, receipt_key(secret))
+        self.receipts.add(receipt, device_key(self.device))
 
     def _report_boot(
         self, state: AgentState, outcome: BootOutcome, source: str, delta: bool = False
@@ -484,3 +495,12 @@ def run_build(target: TargetFile) -> str:
     custom = target.unrecognized_fields.get("custom")
     build = custom.get("build") if isinstance(custom, dict) else None
     return build if isinstance(build, str) else "unknown"
+
+
+def _cached_version(path: Path) -> int:
+    """The version of the metadata file cached at ``path`` (0 when absent or unreadable)."""
+    try:
+        version = msgspec.json.decode(path.read_bytes())["signed"]["version"]
+    except (OSError, msgspec.DecodeError, KeyError, TypeError):
+        return 0
+    return version if isinstance(version, int) else 0

@@ -1,4 +1,9 @@
-"""Enrolling a device with the server: once, with the fleet's enrollment token."""
+"""Enrolling a device with the server: once, with the fleet's enrollment token.
+
+The request carries the public half of the device's Ed25519 key
+(``patchline.agent.device_key``, made here when the device has none), which the server
+keeps to verify the device's install receipts.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ import msgspec
 import urllib3
 
 from patchline.agent.device import DeviceDir
+from patchline.agent.device_key import device_key
 from patchline.agent.state import load_state
 from patchline.agent.trust import network_reason
 from patchline.errors import DeviceSetupError, SourceUnreachableError
 from patchline.wire.device_api import EnrollRequest, EnrollResponse
+from patchline.wire.receipt import public_key_hex
 
 
 def enroll(
@@ -23,6 +30,8 @@ def enroll(
 ) -> str:
     """Enroll ``device`` with its configured server; keep and return its device id.
 
+    The device key is made first if the device has none, and its public half sent.
+
     Raises DeviceSetupError when the device lacks a server, region or deployment date,
     or the server refuses (wrong token, serial enrolled with other hardware), and
     SourceUnreachableError when the server cannot be reached.
@@ -34,6 +43,7 @@ def enroll(
         if not config.region or not config.deployed_on:
             raise DeviceSetupError("enrollment needs the device's region and deployment date")
         running = load_state(device).running
+        key = device_key(device)
         body = EnrollRequest(
             model=config.model,
             serial=serial,
@@ -43,6 +53,7 @@ def enroll(
             build=running.build,
             security_patch_level=running.security_patch_level,
             carrier=carrier,
+            public_key=public_key_hex(key),
         )
         url = f"{config.server_url.rstrip('/')}/v1/enroll"
         try:

@@ -98,9 +98,11 @@ def export_command(
     help="A key id the export must be signed by (repeatable); default: the key it names.",
 )
 def verify_export_command(out_dir: Path, trusted: tuple[str, ...]) -> None:
-    """Check an export offline: signature, file hash, and every link of its entries."""
+    """Check an export offline: signature, file hash, every link of its entries, and every
+    offline install receipt in it against its device's signature."""
     summary = verify_export(out_dir, trusted_keyids=frozenset(trusted) if trusted else None)
     click.echo(
         f"The export is valid: {summary.count} entries dated {summary.start}..{summary.end}, "
-        f"last hash {summary.last_hash or '-'}, signed by key {summary.keyid}."
+        f"last hash {summary.last_hash or '-'}, signed by key {summary.keyid}; "
+        f"{summary.receipts_verified} offline install receipts signed by their devices."
     )

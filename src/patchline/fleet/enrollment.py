@@ -1,4 +1,4 @@
-"""Enrolling a device: its identity row and a fresh credential."""
+"""Enrolling a device: its identity row, a fresh credential, and its receipt key."""
 
 from __future__ import annotations
 
@@ -35,12 +35,18 @@ class Enrollment:
 def enroll(session: Session, request: EnrollRequest, now: datetime) -> Enrollment:
     """Create the device, or re-issue the credential of the same hardware (factory reset).
 
+    The device's Ed25519 public key (``request.public_key``, which verifies its install
+    receipts) is stored, replacing any earlier one at re-enrollment; a request without
+    one leaves the device with no key, so its receipts are refused until it enrolls
+    with one.
+
     Raises EnrollmentConflictError when the model and serial belong to other hardware.
     """
     existing = session.scalars(
         select(Device).where(Device.model == request.model, Device.serial == request.serial)
     ).one_or_none()
     secret = new_secret()
+    public_key = bytes.fromhex(request.public_key) if request.public_key else None
     if existing is not None:
         if existing.hardware_id != request.hardware_id:
             raise EnrollmentConflictError(
@@ -48,6 +54,7 @@ def enroll(session: Session, request: EnrollRequest, now: datetime) -> Enrollmen
                 hint="check the serial; a replaced board must be re-registered by an admin",
             )
         existing.credential_hash = hash_secret(secret)
+        existing.public_key = public_key
         return Enrollment(existing.id, secret, re_enrolled=True)
     device = Device(
         id=new_device_id(),
@@ -58,6 +65,7 @@ def enroll(session: Session, request: EnrollRequest, now: datetime) -> Enrollmen
         carrier=request.carrier,
         deployed_on=date.fromisoformat(request.deployed_on),
         credential_hash=hash_secret(secret),
+        public_key=public_key,
         enrolled_at=now,
         build=request.build,
         security_patch_level=date.fromisoformat(request.security_patch_level),

@@ -5,6 +5,10 @@ with hashes and prev hashes) and ``summary.json``: ``{"signed": {...}, "signatur
 [{"keyid", "sig"}], "key": {"keyid", "keytype", "scheme", "keyval"}}``. The signature
 (Ed25519, over the canonical JSON of ``signed``) covers the range, the first and last
 links, the head at export time, and the entries file's length and sha256.
+
+Checking an export also checks every offline install receipt in it against its
+device's Ed25519 signature (``patchline.policy.audit_receipts``), so a receipt the
+server (or anyone holding the audit key) made up or edited is found.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from patchline.errors import AuditChainBrokenError, AuditError, AuditExportInval
 from patchline.fsutil import atomic_writer, write_atomic
 from patchline.policy.audit_chain import ENTRY_COLUMNS, GENESIS, ChainHead, read_head
 from patchline.policy.audit_format import canonical_json, entry_hash, format_at
+from patchline.policy.audit_receipts import ReceiptCheck
 from patchline.store.db import Database
 from patchline.store.models import AuditEntry
 
@@ -47,6 +52,8 @@ class ExportSummary:
     head: ChainHead
     exported_at: str
     keyid: str
+    #: Offline install receipts whose device signature verify_export checked.
+    receipts_verified: int = 0
 
     def signed(self, entries_length: int, entries_sha256: str) -> dict[str, Any]:
         """The document the signature covers."""
@@ -201,8 +208,10 @@ def verify_export(path: Path, *, trusted_keyids: frozenset[str] | None = None) -
     """Check an export directory offline; return its summary or raise AuditExportInvalidError.
 
     Checks the summary's signature with the key it names (and, given ``trusted_keyids``,
-    that the key is one of them), the entries file's length and hash, and that the
-    entries are one unbroken, correctly hashed span from the first to the last link.
+    that the key is one of them), the entries file's length and hash, that the entries
+    are one unbroken, correctly hashed span from the first to the last link, and that
+    every ``receipt`` entry holds a receipt signed by its device's key, stating what
+    the device signed (and the key it enrolled with, when its enrollment is included).
     """
     try:
         document: dict[str, Any] = json.loads((path / SUMMARY_FILE).read_bytes())
@@ -213,12 +222,14 @@ def verify_export(path: Path, *, trusted_keyids: frozenset[str] | None = None) -
         first, last = signed["first"], signed["last"]
         digest, length, count = hashlib.sha256(), 0, 0
         prev = first["prev_hash"]
+        receipts = ReceiptCheck()
         with (path / ENTRIES_FILE).open("rb") as entries:
             for raw in entries:
                 digest.update(raw)
                 length += len(raw)
                 line = json.loads(raw)
-                problem = _check_link(line, (first["seq"] or 0) + count, prev)
+                seq = (first["seq"] or 0) + count
+                problem = _check_link(line, seq, prev) or receipts.check(line)
                 if problem:
                     raise _invalid(path, problem)
                 prev = line["hash"]
@@ -239,6 +250,7 @@ def verify_export(path: Path, *, trusted_keyids: frozenset[str] | None = None) -
             head=ChainHead(signed["head"]["seq"], signed["head"]["hash"]),
             exported_at=signed["exported_at"],
             keyid=keyid,
+            receipts_verified=receipts.verified,
         )
     except AuditExportInvalidError:
         raise

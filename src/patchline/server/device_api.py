@@ -15,6 +15,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from sqlalchemy import select
 
 from patchline.fleet.credentials import secret_matches, split_credential
 from patchline.fleet.enrollment import EnrollmentConflictError, enroll
@@ -30,7 +31,7 @@ from patchline.server.asgi_io import (
     send_error,
 )
 from patchline.server.devices_cache import DeviceEntry
-from patchline.server.receipts import receipt_reports
+from patchline.server.receipts import receipt_reports, refusal
 from patchline.server.writer import (
     CheckInWrite,
     DecisionChange,
@@ -38,6 +39,7 @@ from patchline.server.writer import (
     Waiter,
     facts_from_check_in,
 )
+from patchline.store.models import Device
 from patchline.wire.device_api import (
     MAX_BODY_BYTES,
     CheckIn,
@@ -46,7 +48,7 @@ from patchline.wire.device_api import (
     ReportAck,
     ReportBatch,
 )
-from patchline.wire.receipt import ReceiptAck, ReceiptBatch, seal_ok
+from patchline.wire.receipt import ReceiptAck, ReceiptBatch, key_id
 
 if TYPE_CHECKING:
     from patchline.server.runtime import Runtime
@@ -222,27 +224,28 @@ class DeviceApi:
         await send_bytes(send, 200, _ENCODER.encode(ReportAck(accepted=accepted)))
 
     async def receipts(self, scope: Scope, body: bytes, send: Send) -> None:
-        """Verify sealed install receipts of offline installs and record them as install
-        reports (source ``bundle ID``, audit kind ``receipt``); 422 and nothing stored
-        when any receipt is not this device's or its seal is wrong."""
+        """Verify install receipts of offline installs, signed by the device's Ed25519
+        key, and record them as install reports (source ``bundle ID``, audit kind
+        ``receipt``); 422 and nothing stored when any receipt is not this device's, is
+        not signed by the key it enrolled with, or the device has no key."""
         entry = await self._device(scope)
         if entry is None:
             await send_error(send, 401, _BAD_CREDENTIAL)
             return
         batch = _RECEIPTS.decode(body)
-        for sealed in batch.receipts:
-            if sealed.receipt.device_id != entry.device_id or not seal_ok(
-                sealed, entry.credential_hash
-            ):
-                await send_error(
-                    send,
-                    422,
-                    f"receipt {sealed.receipt.receipt_id} is not sealed by this device",
-                    "nothing was stored; a receipt made before re-enrollment cannot be verified",
-                )
-                return
-        reports, extra = receipt_reports(batch)
         loop = asyncio.get_running_loop()
+        try:
+            public_key = await loop.run_in_executor(None, self._public_key, entry.device_id)
+        except Exception:
+            log.exception("could not load the key of device %s", entry.device_id)
+            await send_error(send, 503, "receipts not verified; keep them and send again")
+            return
+        refused = refusal(batch, entry.device_id, public_key)
+        if refused is not None:
+            await send_error(send, 422, *refused)
+            return
+        assert public_key is not None
+        reports, extra = receipt_reports(batch, public_key)
         waiter: Waiter = Waiter(loop, loop.create_future())
         self.rt.writer.submit(
             ReportWrite(
@@ -288,6 +291,13 @@ class DeviceApi:
         response = EnrollResponse(device_id=result.device_id, credential=result.credential)
         await send_bytes(send, 201, _ENCODER.encode(response))
 
+    def _public_key(self, device_id: str) -> bytes | None:
+        """The device's receipt key as stored now (re-enrollment replaces it)."""
+        with self.rt.db.engine.connect() as conn:
+            key = conn.execute(select(Device.public_key).where(Device.id == device_id)).scalar()
+            conn.rollback()
+        return bytes(key) if key is not None else None
+
     def _enroll(self, request: EnrollRequest) -> Any:
         now = self.rt.clock.now()
         with self.rt.db.transaction() as session:
@@ -306,6 +316,14 @@ class DeviceApi:
                             "region": request.region,
                             "deployed_on": request.deployed_on,
                             "re_enrolled": result.re_enrolled,
+                            # The key that signs this device's install receipts from now
+                            # on, so an audit export binds receipts to the enrollment.
+                            "public_key": request.public_key,
+                            "keyid": (
+                                key_id(bytes.fromhex(request.public_key))
+                                if request.public_key
+                                else None
+                            ),
                         },
                     )
                 ],

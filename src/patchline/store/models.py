@@ -44,6 +44,9 @@ class Device(Base):
     carrier: Mapped[str] = mapped_column(String(256), default="")
     deployed_on: Mapped[date] = mapped_column(Date)
     credential_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    #: The raw Ed25519 public key that signs the device's install receipts (sent at
+    #: enrollment; replaced at re-enrollment); None for a device enrolled without one.
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
     enrolled_at: Mapped[datetime] = mapped_column(Stamp)
     # What the device reported at its last check-in.
     last_seen_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)

@@ -8,6 +8,8 @@ Endpoints::
     POST /v1/enroll    EnrollRequest -> EnrollResponse  (Bearer <enrollment token>)
     POST /v1/check-in  CheckIn       -> CheckInAnswer   (Bearer <device credential>)
     POST /v1/reports   ReportBatch   -> ReportAck       (Bearer <device credential>)
+    POST /v1/receipts  ReceiptBatch  -> ReceiptAck      (Bearer <device credential>;
+                                                         patchline.wire.receipt)
 
 A device credential is ``<device_id>.<secret>``; the server keeps only a hash of it.
 """
@@ -28,6 +30,8 @@ LongText = Annotated[str, msgspec.Meta(max_length=4096)]
 Uuid = Annotated[
     str, msgspec.Meta(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ]
+#: An Ed25519 public key: its raw 32 bytes as lowercase hex.
+PublicKeyHex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 
 #: Largest body the server reads on the device API.
 MAX_BODY_BYTES = 64 * 1024
@@ -61,6 +65,9 @@ class EnrollRequest(msgspec.Struct, forbid_unknown_fields=True):
     build: Name
     security_patch_level: IsoDate
     carrier: ShortText = ""
+    #: The device's Ed25519 public key, which signs its install receipts
+    #: (``patchline.wire.receipt``); None from an agent that has no key.
+    public_key: PublicKeyHex | None = None
 
 
 class EnrollResponse(msgspec.Struct):

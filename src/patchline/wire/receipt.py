@@ -1,24 +1,29 @@
-"""Install receipts: what a device installed from an offline bundle, sealed for the server.
+"""Install receipts: what a device installed from an offline bundle, signed by the device.
 
 ``POST /v1/receipts`` (Bearer <device credential>) takes a ReceiptBatch and answers a
-ReceiptAck. A receipt is sealed with HMAC-SHA256 over its canonical JSON (msgspec
-encodes fields in the order declared here) under ``receipt_key(secret)``: sha256 of the
-device's credential secret, which is also exactly what the server stores for the
-device, so the server can verify a receipt without ever holding the secret.
+ReceiptAck. A receipt is signed with the device's own Ed25519 key, made on the device
+at enrollment (the private half never leaves it; the public half travels in the
+EnrollRequest and the server keeps it per device). The signature covers the receipt's
+canonical JSON: msgspec's encoding, fields in the order declared here, no whitespace
+(``receipt_bytes``). The server verifies with the stored public key, and the audit
+chain keeps the signed text, the signature and the public key, so anyone holding an
+audit export can check a receipt without any secret of the server's.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Annotated
 
 import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from patchline.wire.device_api import IsoDate, Name, Sha256, ShortText, Uuid
+from patchline.wire.device_api import IsoDate, Name, PublicKeyHex, Sha256, ShortText, Uuid
 
 Hex16 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{16}$")]
-Mac = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+SignatureHex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{128}$")]
 
 
 class Receipt(msgspec.Struct, forbid_unknown_fields=True):
@@ -38,17 +43,18 @@ class Receipt(msgspec.Struct, forbid_unknown_fields=True):
     delta: bool = False
 
 
-class SealedReceipt(msgspec.Struct, forbid_unknown_fields=True):
-    """A receipt and its HMAC-SHA256 (hex)."""
+class SignedReceipt(msgspec.Struct, forbid_unknown_fields=True):
+    """A receipt, the id of the device key that signed it, and its Ed25519 signature (hex)."""
 
     receipt: Receipt
-    mac: Mac
+    keyid: Sha256  # key_id() of the signing key's public half
+    signature: SignatureHex
 
 
 class ReceiptBatch(msgspec.Struct, forbid_unknown_fields=True):
     """Receipts kept on the device, sent together (at most 100)."""
 
-    receipts: Annotated[list[SealedReceipt], msgspec.Meta(min_length=1, max_length=100)]
+    receipts: Annotated[list[SignedReceipt], msgspec.Meta(min_length=1, max_length=100)]
 
 
 class ReceiptAck(msgspec.Struct):
@@ -57,17 +63,47 @@ class ReceiptAck(msgspec.Struct):
     accepted: list[str]
 
 
-def receipt_key(secret: str) -> bytes:
-    """The sealing key of a device: sha256 of its credential secret."""
-    return hashlib.sha256(secret.encode()).digest()
+def public_key_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    """The raw 32 bytes of the public half of ``key``."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-def seal(receipt: Receipt, key: bytes) -> SealedReceipt:
-    """The receipt with its MAC under ``key``."""
-    mac = hmac.new(key, msgspec.json.encode(receipt), hashlib.sha256).hexdigest()
-    return SealedReceipt(receipt=receipt, mac=mac)
+def public_key_hex(key: Ed25519PrivateKey | Ed25519PublicKey) -> PublicKeyHex:
+    """The public half of ``key`` as sent at enrollment: 64 lowercase hex digits."""
+    return public_key_bytes(key).hex()
 
 
-def seal_ok(sealed: SealedReceipt, key: bytes) -> bool:
-    """True when ``sealed``'s MAC is right under ``key`` (constant-time comparison)."""
-    return hmac.compare_digest(seal(sealed.receipt, key).mac, sealed.mac)
+def key_id(public_key: bytes) -> str:
+    """A device key's id: sha256 of its raw 32-byte public key, hex."""
+    return hashlib.sha256(public_key).hexdigest()
+
+
+def receipt_bytes(receipt: Receipt) -> bytes:
+    """What the signature covers: the receipt's canonical JSON (msgspec, declared order)."""
+    return msgspec.json.encode(receipt)
+
+
+def sign(receipt: Receipt, key: Ed25519PrivateKey) -> SignedReceipt:
+    """The receipt signed with the device's private key."""
+    return SignedReceipt(
+        receipt=receipt,
+        keyid=key_id(public_key_bytes(key)),
+        signature=key.sign(receipt_bytes(receipt)).hex(),
+    )
+
+
+def signature_ok(message: bytes, signature_hex: str, public_key: bytes) -> bool:
+    """True when ``signature_hex`` is an Ed25519 signature of ``message`` by ``public_key``."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(bytes.fromhex(signature_hex), message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def signed_by(signed: SignedReceipt, public_key: bytes) -> bool:
+    """True when ``signed`` names ``public_key``'s id and its signature verifies with it."""
+    return signed.keyid == key_id(public_key) and signature_ok(
+        receipt_bytes(signed.receipt), signed.signature, public_key
+    )

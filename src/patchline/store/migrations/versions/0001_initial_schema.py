@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.Column("carrier", sa.String(length=256), nullable=False),
         sa.Column("deployed_on", sa.Date(), nullable=False),
         sa.Column("credential_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("public_key", sa.LargeBinary(length=32), nullable=True),
         sa.Column("enrolled_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("build", sa.String(length=64), nullable=False),
