@@ -95,7 +95,9 @@ def open_bundle(
         if root.signed.version < trusted_root_version:
             raise MetadataRefusedError(
                 f"the bundle's newest root is version {root.signed.version}, older than "
-                f"version {trusted_root_version} this device already trusts"
+                f"version {trusted_root_version} this device already trusts: the bundle "
+                "was made before the repository's keys changed, and a rotated offline key "
+                "revokes older bundles; ask for a newer bundle"
             )
         snapshot_bytes = _read(metadata / OFFLINE_SNAPSHOT)
         snapshot = _offline(root, snapshot_bytes, Snapshot, "offline snapshot", now)
@@ -165,7 +167,11 @@ def _offline(
     try:
         verify_offline(root.signed, md)
     except tuf_errors.UnsignedMetadataError as exc:
-        raise MetadataRefusedError(f"the {what} is not signed by the offline key ({exc})") from None
+        raise MetadataRefusedError(
+            f"the {what} is not signed by the offline key root version {root.signed.version} "
+            f"names ({exc}): it was signed with a retired (rotated) offline key, or altered; "
+            "ask for a newer bundle"
+        ) from None
     if md.signed.is_expired(now):
         raise MetadataRefusedError(
             f"the {what} expired {md.signed.expires:%Y-%m-%d %H:%M} UTC "

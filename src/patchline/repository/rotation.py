@@ -5,20 +5,32 @@ so a device that trusts only an old root walks the chain ``N.root.json``,
 ``N+1.root.json``... to the newest. The role whose key changed is then re-signed with
 its new key, and every role that names it after it (targets, snapshot, timestamp).
 The old private key is destroyed only after the new state is published.
+
+The offline-bundle role (``offline``) is named in a custom field of root, so rotating
+its key is a new root version alone: every bundle signed with the old key is refused
+by a device that has seen that root, which is how leaked or bad bundles are revoked.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
 from tuf.api.metadata import Root, Targets
 
-from patchline.errors import UsageError
+from patchline.errors import BundleError, UsageError
 from patchline.repository.config import TOP_LEVEL_ROLES
 from patchline.repository.publisher import Repository, Transaction
 from patchline.repository.state import archive_role
 from patchline.repository.successors import successor_keyids
+from patchline.wire.offline import (
+    OFFLINE_FIELD,
+    OFFLINE_ROLE,
+    OfflineRoleMissing,
+    offline_delegator,
+    offline_keys,
+)
 
 
 @dataclass(frozen=True)
@@ -34,9 +46,16 @@ class Rotation:
 def rotate_key(repo: Repository, role: str, keyid: str | None = None) -> Rotation:
     """Replace one key of ``role`` (``keyid``, or every key of the role) with a new one.
 
-    Raises UsageError for an unknown role or a key id the role does not use, and
-    UnknownModelError for an unknown model role. On any error nothing is published.
+    ``role`` ``offline`` is the offline-bundle role named in root (when root names one).
+    Raises UsageError for an unknown role or a key id the role does not use,
+    UnknownModelError for an unknown model role, and BundleError for ``offline`` when
+    root names no offline role. On any error nothing is published.
     """
+    if role == OFFLINE_ROLE and (
+        OFFLINE_FIELD in repo.state().root.signed.unrecognized_fields
+        or OFFLINE_ROLE not in repo.state().model_names()
+    ):
+        return _rotate_offline(repo, keyid)
     with repo.transaction() as tx:
         if role in TOP_LEVEL_ROLES:
             current = list(tx.state.root.signed.roles[role].keyids)
@@ -91,6 +110,50 @@ def replace_keys(
             tx.resign(delegated)
 
 
+def _rotate_offline(repo: Repository, keyid: str | None) -> Rotation:
+    """Replace the offline role's key (``keyid``, or all of them) under a new root."""
+    with repo.transaction() as tx:
+        root = tx.state.root.signed
+        if OFFLINE_FIELD not in root.unrecognized_fields:
+            raise BundleError(
+                "this repository has no offline key to rotate",
+                hint="create one with: patchline bundle init-key",
+            )
+        try:
+            keys = {key.keyid: key for key in offline_keys(root)}
+            delegations = offline_delegator(root).delegations
+            assert delegations is not None
+            assert delegations.roles is not None
+            threshold = delegations.roles[OFFLINE_ROLE].threshold
+        except OfflineRoleMissing as exc:
+            raise BundleError(f"cannot rotate the offline key: {exc}") from None
+        old = _select(OFFLINE_ROLE, list(keys), keyid)
+        tx.require_signers(["root"])
+        now = repo.clock.now()
+        added: list[str] = []
+        try:
+            for retired in old:
+                new_key = repo.keyring.create(OFFLINE_ROLE, now)
+                added.append(new_key.keyid)
+                keys = {k: v for k, v in keys.items() if k != retired}
+                keys[new_key.keyid] = new_key
+            tx.edit_root().unrecognized_fields[OFFLINE_FIELD] = {
+                "keys": {k: v.to_dict() for k, v in keys.items()},
+                "keyids": list(keys),
+                "threshold": threshold,
+            }
+            tx.commit()
+        except BaseException:
+            for keyid_added in added:
+                repo.keyring.retire(keyid_added)
+            raise
+        still_used = _keyids_in_use(repo)
+        for retired in old:
+            if retired not in still_used:
+                repo.keyring.retire(retired)
+        return Rotation(OFFLINE_ROLE, tuple(old), tuple(added), tx.state.root.signed.version)
+
+
 def _select(role: str, current: list[str], keyid: str | None) -> list[str]:
     if keyid is None:
         return current
@@ -108,4 +171,6 @@ def _keyids_in_use(repo: Repository) -> set[str]:
     used = {k for role in state.root.signed.roles.values() for k in role.keyids}
     for role in state.delegated_roles():
         used |= set(state.delegated_role(role).keyids)
+    with contextlib.suppress(OfflineRoleMissing):  # the offline role is optional
+        used |= {key.keyid for key in offline_keys(state.root.signed)}
     return used
