@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from patchline.delta import DeltaInfo, apply_delta, build_delta, read_header
-from patchline.delta.format import OP_COPY, OP_DIFF
+from patchline.delta.format import OP_ADD, OP_COPY, OP_DIFF
 from patchline.delta.reader import PatchReader
 from tests.delta.conftest import edited
 
@@ -59,7 +59,7 @@ def test_shifted_content_is_found_and_costs_little(write: Write, tmp_path: Path)
     with (tmp_path / "delta.pld").open("rb") as f:
         ops = list(PatchReader(f).operations())
     # The span across the seam reads both ends of the source.
-    assert any(op.kind == OP_DIFF and len(op.extents) == 2 for op in ops)
+    assert any(op.kind in (OP_DIFF, OP_ADD) and len(op.extents) == 2 for op in ops)
 
 
 @pytest.mark.usefixtures("small_spans")

@@ -10,9 +10,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import BinaryIO
 
-from patchline.delta import codecs
+from patchline.delta import add, codecs
 from patchline.delta.format import (
     NO_SOURCE,
+    OP_ADD,
     OP_COPY,
     OP_DIFF,
     OP_REPLACE,
@@ -119,6 +120,8 @@ def _produce(op: Operation, src: BinaryIO) -> bytes:
         return _read_source(op, src)
     if op.kind == OP_DIFF:
         return codecs.patch(_read_source(op, src), op.payload, op.target_length)
+    if op.kind == OP_ADD:
+        return add.decode(_read_source(op, src), op.payload, op.target_length)
     raise CorruptDeltaError(f"unknown delta operation kind {op.kind}")
 
 

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, BinaryIO
 from patchline.delta import codecs
 from patchline.delta.format import (
     MAX_FRAME_RAW,
+    MAX_OP_PAYLOAD,
     MAX_OP_SOURCE,
     MAX_OP_TARGET,
     NO_SOURCE,
+    OP_ADD,
     OP_COPY,
     OP_DIFF,
     OP_REPLACE,
@@ -197,6 +199,7 @@ def _plan_span(
     s_pos: I64,
 ) -> Operation:
     """Choose the cheapest operation that produces ``tgt[lo:hi]``."""
+    from patchline.delta.covers import encode_add, hdiff_covers
     from patchline.delta.matching import main_shift, plan_extents
 
     new = tgt[lo:hi]
@@ -210,9 +213,17 @@ def _plan_span(
         return _replace(new)
     old = b"".join(src[e.offset : e.offset + e.length] for e in extents)
     payload = codecs.diff(old, new)
+    kind = OP_DIFF
+    covers = hdiff_covers(payload, len(old), len(new))
+    if covers is not None:
+        added = encode_add(old, new, covers)
+        # Raw size decides: on both reference pairs it ranks the two as their compressed
+        # sizes do, and costs nothing (an LZMA estimate of both added ~10% to build time).
+        if len(added) <= min(len(payload), MAX_OP_PAYLOAD):
+            kind, payload = OP_ADD, added
     if len(payload) >= len(new):
         return _replace(new)
-    return Operation(OP_DIFF, len(new), extents, hashlib.sha256(old).digest(), payload)
+    return Operation(kind, len(new), extents, hashlib.sha256(old).digest(), payload)
 
 
 def _find_copy(src: bytes | mmap.mmap, new: bytes, lo: int, shift: int | None) -> Operation | None:

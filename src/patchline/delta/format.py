@@ -17,9 +17,12 @@ hold whole operation records, one after another::
 
 Operations write the target sequentially. ``COPY`` copies its source extents; ``REPLACE``
 carries the target bytes; ``DIFF`` carries an uncompressed HDiffPatch diff of the target
-bytes against the concatenation of its source extents (the frame compresses it, together
-with its neighbours). ``source_sha256`` is the hash of the source bytes an operation reads
-(all zero when it reads none), so a wrong source image is caught where it is read.
+bytes against the concatenation of its source extents (its *view*); ``ADD`` carries covers
+that align target ranges with view ranges, the byte differences over them as sparse
+base-256 digits, and the uncovered bytes (``patchline.delta.add``). The frame compresses
+payloads together with their neighbours. ``source_sha256`` is the hash of the source
+bytes an operation reads (all zero when it reads none), so a wrong source image is caught
+where it is read.
 ``frame_sha256`` covers the frame from its tag, ``header_sha256`` the header, and
 ``file_sha256`` every byte before the trailer. The limits below bound what one frame or
 operation can make the applier hold in memory.
@@ -32,7 +35,7 @@ import struct
 from dataclasses import dataclass
 
 MAGIC = b"PLDELTA\x00"
-VERSION = 1
+VERSION = 2
 
 TAG_END = 0
 TAG_FRAME = 1
@@ -40,6 +43,7 @@ TAG_FRAME = 1
 OP_COPY = 1
 OP_REPLACE = 2
 OP_DIFF = 3
+OP_ADD = 4
 
 CODEC_NONE = 0
 CODEC_LZMA = 1
@@ -52,6 +56,8 @@ MAX_OP_SOURCE = 16 << 20
 MAX_OP_PAYLOAD = MAX_OP_TARGET + (1 << 20)
 #: Largest number of source extents in one operation.
 MAX_OP_EXTENTS = 4096
+#: Largest number of covers in one ADD operation.
+MAX_ADD_COVERS = 1 << 16
 #: Largest decoded size of one frame.
 MAX_FRAME_RAW = MAX_OP_PAYLOAD + (1 << 20)
 
@@ -134,7 +140,7 @@ def encode_end(file_digest: bytes) -> bytes:
 
 def check_operation(kind: int, target: int, extents: int, source: int, payload: int) -> None:
     """Raise ValueError unless an operation with these sizes is within the format's limits."""
-    if kind not in (OP_COPY, OP_REPLACE, OP_DIFF):
+    if kind not in (OP_COPY, OP_REPLACE, OP_DIFF, OP_ADD):
         raise ValueError(f"unknown operation kind {kind}")
     if target > MAX_OP_TARGET or source > MAX_OP_SOURCE or payload > MAX_OP_PAYLOAD:
         raise ValueError("operation exceeds the format's size limits")
@@ -144,5 +150,5 @@ def check_operation(kind: int, target: int, extents: int, source: int, payload: 
         raise ValueError("a COPY must read exactly as many bytes as it writes")
     if kind == OP_REPLACE and (extents or payload != target):
         raise ValueError("a REPLACE must carry exactly the bytes it writes")
-    if kind == OP_DIFF and not extents:
-        raise ValueError("a DIFF must read source extents")
+    if kind in (OP_DIFF, OP_ADD) and not extents:
+        raise ValueError("a DIFF or ADD must read source extents")

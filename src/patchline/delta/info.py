@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: Name of the method ``build_delta`` uses; recorded in every DeltaInfo.
-METHOD = "patchline-extents-v1 (COPY / REPLACE / DIFF by HDiffPatch, in LZMA2 frames)"
+METHOD = (
+    "patchline-extents-v2 (COPY / REPLACE / DIFF by HDiffPatch / ADD of byte differences "
+    "over HDiffPatch's covers, in LZMA2 frames)"
+)
 
 
 @dataclass(frozen=True)
