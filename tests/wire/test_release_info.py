@@ -127,3 +127,37 @@ def test_delta_custom_fields_round_trip() -> None:
         ReleaseInfo.from_custom(info.to_custom())
     with pytest.raises(InvalidReleaseInfo, match="sha256"):
         DeltaTargetInfo(**{**info.__dict__, "source_sha256": "xyz"})
+
+
+def test_intersecting_eligibility_keeps_what_both_allow_and_names_the_narrower_rule() -> None:
+    signed = Eligibility(rule="normal")
+    licence = Eligibility(
+        regions_excluded=("KP",),
+        deployed_before=date(2018, 4, 15),
+        valid_until=date(2018, 8, 1),
+        rule="L-2018-07",
+    )
+    assert signed.intersect(licence) == licence
+    assert licence.intersect(Eligibility(rule="normal")) == licence
+    narrower = Eligibility(regions_allowed=("DE", "FR"), valid_until=date(2018, 7, 1))
+    assert licence.intersect(narrower) == Eligibility(
+        regions_allowed=("DE", "FR"),
+        regions_excluded=("KP",),
+        deployed_before=date(2018, 4, 15),
+        valid_until=date(2018, 7, 1),
+        rule="L-2018-07",
+    )
+
+
+def test_intersecting_eligibility_that_leaves_no_region_gives_none() -> None:
+    assert (
+        Eligibility(regions_allowed=("DE",)).intersect(Eligibility(regions_allowed=("FR",))) is None
+    )
+    assert (
+        Eligibility(regions_allowed=("KP",)).intersect(Eligibility(regions_excluded=("KP",)))
+        is None
+    )
+    both = Eligibility(regions_allowed=("DE", "KP")).intersect(
+        Eligibility(regions_excluded=("KP",))
+    )
+    assert both == Eligibility(regions_allowed=("DE",), regions_excluded=("KP",))

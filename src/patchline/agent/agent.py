@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import msgspec
 import urllib3
@@ -179,17 +180,26 @@ class Agent:
         now = self.clock.now()
         if source.kind is SourceKind.BUNDLE and is_signed_bundle(Path(source.location)):
             return open_bundle(
-                source, bootstrap, self._trusted_root_version(), run.config.model, now
+                source,
+                bootstrap,
+                self._trusted_root_version(),
+                run.config.model,
+                now,
+                self._trusted_versions(run.config.model),
             )
         return refresh_source(self.device.metadata_dir, source, fetcher, bootstrap, now)
 
+    def _trusted_versions(self, model: str) -> dict[str, int]:
+        """The versions of the targets roles this device has trusted from online sources."""
+        found = {}
+        for role in ("targets", model, f"{model}.archive"):
+            version = _cached_version(self.device.metadata_dir / f"{quote(role, safe='')}.json")
+            if version:
+                found[role] = version
+        return found
+
     def _trusted_root_version(self) -> int:
-        cached = self.device.metadata_dir / "root.json"
-        try:
-            version = msgspec.json.decode(cached.read_bytes())["signed"]["version"]
-        except (OSError, msgspec.DecodeError, KeyError, TypeError):
-            return 0
-        return version if isinstance(version, int) else 0
+        return _cached_version(self.device.metadata_dir / "root.json")
 
     def _check_in(self, run: _Run, pool: urllib3.PoolManager) -> None:
         config, state = run.config, run.state
@@ -485,3 +495,12 @@ def run_build(target: TargetFile) -> str:
     custom = target.unrecognized_fields.get("custom")
     build = custom.get("build") if isinstance(custom, dict) else None
     return build if isinstance(build, str) else "unknown"
+
+
+def _cached_version(path: Path) -> int:
+    """The version of the metadata file cached at ``path`` (0 when absent or unreadable)."""
+    try:
+        version = msgspec.json.decode(path.read_bytes())["signed"]["version"]
+    except (OSError, msgspec.DecodeError, KeyError, TypeError):
+        return 0
+    return version if isinstance(version, int) else 0

@@ -22,6 +22,7 @@ checked against the signed length and hash as they are copied.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -79,9 +80,16 @@ class OfflineBundle:
 
 
 def open_bundle(
-    source: Source, shipped_root: bytes, trusted_root_version: int, model: str, now: datetime
+    source: Source,
+    shipped_root: bytes,
+    trusted_root_version: int,
+    model: str,
+    now: datetime,
+    trusted_versions: Mapping[str, int] | None = None,
 ) -> OfflineBundle:
-    """Verify the signed bundle in ``source``'s folder for a device of ``model``.
+    """Verify the signed bundle in ``source``'s folder for a device of ``model``; its
+    targets and model roles may not be older than ``trusted_versions`` (role name ->
+    version the device already trusts from an online source).
 
     Raises NoBundleError (no signed bundle there), MetadataRefusedError (a signature,
     hash, expiry or root-chain check failed) or NotEligibleError (another model).
@@ -112,7 +120,7 @@ def open_bundle(
             "offline targets",
             now,
         )
-        signed = _image_targets(metadata, root, snapshot.signed, model)
+        signed = _image_targets(metadata, root, snapshot.signed, model, trusted_versions or {})
         for path, target in offline_targets.signed.targets.items():
             image = signed.get(path)
             if image is None or image.to_dict() != target.to_dict():
@@ -133,6 +141,16 @@ def open_bundle(
         root_version=root.signed.version,
         targets=dict(offline_targets.signed.targets),
     )
+
+
+def _not_older(md: Metadata[Targets], role: str, trusted_versions: Mapping[str, int]) -> None:
+    trusted = trusted_versions.get(role, 0)
+    if md.signed.version < trusted:
+        raise MetadataRefusedError(
+            f"the bundle's {role} metadata is version {md.signed.version}, older than "
+            f"version {trusted} this device already trusts: it was made before a newer "
+            "signing (a release withdrawn or restricted since); ask for a newer bundle"
+        )
 
 
 def _read(path: Path) -> bytes:
@@ -210,11 +228,17 @@ def _load_role(
 
 
 def _image_targets(
-    metadata: Path, root: Metadata[Root], snapshot: Snapshot, model: str
+    metadata: Path,
+    root: Metadata[Root],
+    snapshot: Snapshot,
+    model: str,
+    trusted_versions: Mapping[str, int],
 ) -> dict[str, TargetFile]:
     """The model's targets signed by the image repository, through the delegations that
-    lead to them (targets -> MODEL -> MODEL.archive)."""
+    lead to them (targets -> MODEL -> MODEL.archive), none older than the device trusts:
+    a card made before a release was withdrawn or restricted cannot bring it back."""
     targets = _load_role(metadata, snapshot, "targets", root.signed)
+    _not_older(targets, "targets", trusted_versions)
     found: dict[str, TargetFile] = {}
     delegator: Targets = targets.signed
     role = model
@@ -223,6 +247,7 @@ def _image_targets(
         if delegated is None or f"{role}.json" not in snapshot.meta:
             break
         md = _load_role(metadata, snapshot, role, delegator)
+        _not_older(md, role, trusted_versions)
         for path, target in md.signed.targets.items():
             if delegated.is_delegated_path(path) and path != model_lookup_path(model):
                 found.setdefault(path, target)

@@ -22,17 +22,24 @@ the release be signed at all:
 The signed eligibility therefore never allows a device the director would refuse on the
 signing day; it may allow fewer (a lower-priority rule that would also have allowed
 some devices is not consulted).
+
+Rules change after a release is signed (a ban, a licence that narrows). Mirrors and
+cards keep serving what was signed, so ``eligibility_under_rules`` gives what an
+already signed release may keep: its own eligibility narrowed to what the rules now
+allow, or lapsed on the day they allow it to nobody; the repository re-signs releases
+with it (``patchline.repository.restrict``). Rules never widen a signed release.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
 from patchline.errors import NotAuthorisedError
 from patchline.policy.rules import Amendment, Effect, Rule, RuleStatus, rule_on
-from patchline.wire.release import Eligibility, UpdateClass
+from patchline.wire.release import Eligibility, ReleaseInfo, UpdateClass
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,30 @@ def authorise_release(
         f"not signed: no rule in force on {day.isoformat()} allows {what}",
         hint="add or amend a rule that allows it, then sign the release",
     )
+
+
+def eligibility_under_rules(
+    info: ReleaseInfo, *, rules: Iterable[Rule], amendments: Iterable[Amendment] = (), day: date
+) -> Eligibility:
+    """The eligibility a signed release may keep from ``day`` on under ``rules``: its own,
+    narrowed to what the rules allow; lapsed on ``day`` (``valid_until``) when they
+    allow it to no device. Never wider than the release's own."""
+    own = info.eligibility
+    lapsed = dataclasses.replace(
+        own, valid_until=day if own.valid_until is None else min(own.valid_until, day)
+    )
+    try:
+        granted = authorise_release(
+            model=info.model,
+            update_class=info.update_class,
+            rules=rules,
+            amendments=amendments,
+            day=day,
+        )
+    except NotAuthorisedError:
+        return lapsed
+    narrowed = own.intersect(granted.eligibility)
+    return lapsed if narrowed is None else narrowed
 
 
 def _allowed_by(

@@ -13,6 +13,7 @@ Date semantics, for rules that read like a licence:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from collections.abc import Iterable, Mapping
@@ -145,6 +146,31 @@ class Eligibility:
         if self.valid_until is not None and today >= self.valid_until:
             reasons.append(f"release validity ended on {self.valid_until.isoformat()}")
         return reasons
+
+    def intersect(self, other: Eligibility) -> Eligibility | None:
+        """The devices and days both allow, or None when no region is left to either.
+
+        The result names ``other``'s rule when it is narrower than this one, else this
+        one's (the rule a device installs under is the one that still allows it).
+        """
+        excluded = set(self.regions_excluded) | set(other.regions_excluded)
+        if self.regions_allowed and other.regions_allowed:
+            allowed = set(self.regions_allowed) & set(other.regions_allowed)
+        else:
+            allowed = set(self.regions_allowed or other.regions_allowed)
+        if (self.regions_allowed or other.regions_allowed) and not allowed - excluded:
+            return None
+        allowed -= excluded
+        merged = Eligibility(
+            regions_allowed=tuple(sorted(allowed)),
+            regions_excluded=tuple(sorted(excluded - allowed)),
+            deployed_before=_earliest(self.deployed_before, other.deployed_before),
+            valid_until=_earliest(self.valid_until, other.valid_until),
+            rule=self.rule,
+        )
+        if merged != self and other.rule:
+            merged = dataclasses.replace(merged, rule=other.rule)
+        return merged
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form kept in the signed target."""
@@ -286,6 +312,12 @@ class DeltaTargetInfo:
 def delta_target_path(model: str, build: str, source_build: str) -> str:
     """The TUF target path of the delta from ``source_build`` to ``build``."""
     return f"{model}/{build}/delta-from-{source_build}.patch"
+
+
+def _earliest(first: date | None, second: date | None) -> date | None:
+    if first is None or second is None:
+        return first or second
+    return min(first, second)
 
 
 def _iso_or_none(value: date | None) -> str | None:
