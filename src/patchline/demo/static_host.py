@@ -10,6 +10,10 @@ from typing import Any
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
+    # HTTP/1.1 keeps the connection open between requests, as nginx or a CDN would: a
+    # TUF refresh makes several requests in a row.
+    protocol_version = "HTTP/1.1"
+
     def log_message(self, format: str, *args: Any) -> None:
         """Keep request logs out of the demo's narration."""
 

@@ -1,8 +1,9 @@
 """Copying the image repository's signed targets into the releases table.
 
 The repository's public tree is the truth about what is signed; the server keeps a
-row per target so the director and the management API can query them. Rows are only
-added (a published target never changes); offer settings on a row are the server's.
+row per target so the director and the management API can query them. Rows are added
+for new targets; a known release's row changes only when its signed eligibility was
+narrowed since (``patchline.repository.restrict``); offer settings are the server's.
 """
 
 from __future__ import annotations
@@ -94,12 +95,45 @@ def _rows_of(state: RepositoryState, now: datetime) -> Iterable[dict[str, Any]]:
 
 
 def sync_releases(session: Session, state: RepositoryState, now: datetime) -> list[str]:
-    """Add a row for every signed target not yet known; return the new target paths."""
-    known = set(session.scalars(select(Release.target_path)))
-    new = [row for row in _rows_of(state, now) if row["target_path"] not in known]
-    if not new:
+    """Add a row for every signed target not yet known, and take the signed eligibility
+    of known releases re-signed since; return the new and changed target paths."""
+    rows_known = session.execute(select(Release.target_path, Release.eligibility)).tuples()
+    known = dict(rows_known.all())
+    rows = list(_rows_of(state, now))
+    new = [row for row in rows if row["target_path"] not in known]
+    changed = [
+        row
+        for row in rows
+        if row["target_path"] in known
+        and row["kind"] == "full"
+        and known[row["target_path"]] != row["eligibility"]
+    ]
+    if not new and not changed:
         return []
-    session.execute(insert(Release), new)
+    for row in changed:
+        session.execute(
+            update(Release)
+            .where(Release.target_path == row["target_path"])
+            .values(eligibility=row["eligibility"])
+        )
+    append(
+        session,
+        [
+            AuditRecord(
+                at=now,
+                kind="release-eligibility",
+                actor="repository",
+                subject=row["target_path"],
+                payload={
+                    "before": known[row["target_path"]],
+                    "after": row["eligibility"],
+                },
+            )
+            for row in changed
+        ],
+    )
+    if new:
+        session.execute(insert(Release), new)
     append(
         session,
         [
@@ -121,4 +155,4 @@ def sync_releases(session: Session, state: RepositoryState, now: datetime) -> li
         ],
     )
     bump_catalog(session)
-    return [row["target_path"] for row in new]
+    return [row["target_path"] for row in [*new, *changed]]
