@@ -3,43 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import click
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from patchline.cli.context import CliContext, pass_cli
+from patchline.cli.database import database_option, open_database
 from patchline.clock import SystemClock
 from patchline.errors import AuditChainBrokenError, AuditError
 from patchline.policy.audit import audit_signer, export, verify, verify_export
-from patchline.store.db import Database, default_url
+from patchline.store.db import Database
 
-database_option = click.option(
-    "--database-url",
-    envvar="PATCHLINE_DATABASE_URL",
-    default=None,
-    help="The database (or set PATCHLINE_DATABASE_URL); default: patchline.db in --home.",
-)
 day = click.DateTime(formats=["%Y-%m-%d"])
 
 
-@contextlib.contextmanager
-def _database(cli: CliContext, url: str | None) -> Iterator[Database]:
-    url = url or default_url(cli.home)
-    db = Database.connect(url)
-    try:
-        yield db
-    except SQLAlchemyError as exc:
-        shown = make_url(url).render_as_string(hide_password=True)
-        raise AuditError(
-            f"cannot read the audit chain in {shown}: {type(exc).__name__}: {exc.args[0]}",
-            hint="check --database-url (or PATCHLINE_DATABASE_URL) and that it is migrated",
-        ) from None
-    finally:
-        db.dispose()
+def _database(cli: CliContext, url: str | None) -> contextlib.AbstractContextManager[Database]:
+    return open_database(cli, url, "read the audit chain", AuditError)
 
 
 @click.group()

@@ -1,7 +1,8 @@
-"""``patchline release add|list``."""
+"""``patchline release add|list|restrict``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -9,8 +10,14 @@ from rich.progress import TaskID
 from rich.table import Table
 
 from patchline.cli.context import CliContext, pass_cli
+from patchline.cli.database import database_option, open_database
 from patchline.cli.progress import byte_progress
-from patchline.repository import ReleaseRequest, add_release, releases_of
+from patchline.errors import NotAuthorisedError, PolicyError
+from patchline.policy import Amendment, Rule
+from patchline.policy.authorise import authorise_release, eligibility_under_rules
+from patchline.policy.catalog import load_catalog
+from patchline.repository import ReleaseRequest, Repository, add_release, releases_of
+from patchline.repository.restrict import restrict_releases
 from patchline.wire.release import (
     Eligibility,
     UpdateClass,
@@ -44,6 +51,13 @@ def release() -> None:
 @click.option("--deployed-before", metavar="YYYY-MM-DD", help="Only devices deployed before.")
 @click.option("--valid-until", metavar="YYYY-MM-DD", help="Installable only before this date.")
 @click.option("--allow-downgrade", is_flag=True, help="Accept an older build or patch level.")
+@click.option(
+    "--under-rules",
+    is_flag=True,
+    help="Sign it under the delivery rules in the server's database: refused unless a rule "
+    "in force allows it, and the allowing rule's limits (and its name) signed into it.",
+)
+@database_option
 @pass_cli
 def add_command(
     cli: CliContext,
@@ -59,8 +73,11 @@ def add_command(
     deployed_before: str | None,
     valid_until: str | None,
     allow_downgrade: bool,
+    under_rules: bool,
+    database_url: str | None,
 ) -> None:
     """Publish IMAGE as build BUILD of MODEL, signed, with its eligibility."""
+    repo = cli.open_repository()
     request = ReleaseRequest(
         image=image,
         model=model,
@@ -79,6 +96,8 @@ def add_command(
         build_time=parse_datetime("build time", build_time) if build_time else None,
         allow_downgrade=allow_downgrade,
     )
+    if under_rules:
+        request = _under_rules(cli, repo, request, database_url)
     with byte_progress(cli.console) as bar:
         tasks: dict[str, TaskID] = {}
 
@@ -87,7 +106,7 @@ def add_command(
                 tasks[what] = bar.add_task(what, total=total)
             bar.update(tasks[what], completed=done)
 
-        published = add_release(cli.open_repository(), request, progress)
+        published = add_release(repo, request, progress)
     cli.console.print(
         f"Published [bold]{published.target_path}[/] ({published.length} bytes, "
         f"sha256 {published.sha256[:16]}...), {published.info.update_class.value} update, "
@@ -101,6 +120,72 @@ def add_command(
         )
 
 
+def _under_rules(
+    cli: CliContext, repo: Repository, request: ReleaseRequest, database_url: str | None
+) -> ReleaseRequest:
+    rules, amendments = _rules(cli, database_url)
+    granted = authorise_release(
+        model=request.model,
+        update_class=request.update_class,
+        rules=rules,
+        amendments=amendments,
+        day=repo.clock.now().date(),
+    )
+    eligibility = request.eligibility.intersect(granted.eligibility)
+    if eligibility is None:
+        raise NotAuthorisedError(
+            f"the regions given and rule {granted.rule.id} leave no region to install in"
+        )
+    for reason in granted.reasons:
+        cli.console.print(f"Signed under: {reason}")
+    return replace(request, eligibility=eligibility)
+
+
+def _rules(cli: CliContext, database_url: str | None) -> tuple[list[Rule], list[Amendment]]:
+    with (
+        open_database(cli, database_url, "read the delivery rules", PolicyError) as db,
+        db.transaction() as session,
+    ):
+        catalog = load_catalog(session)
+    return list(catalog.rules), list(catalog.amendments)
+
+
+@release.command("restrict")
+@database_option
+@pass_cli
+def restrict_command(cli: CliContext, database_url: str | None) -> None:
+    """Re-sign published releases narrower where the delivery rules in force today allow
+    less than they were signed with (a ban lapses them); never wider.
+
+    Mirrors and SD cards made from then on carry the narrower limits; sync the server
+    (POST /api/releases/sync) so the director's copy follows.
+    """
+    repo = cli.open_repository()
+    rules, amendments = _rules(cli, database_url)
+    today = repo.clock.now().date()
+    changed = restrict_releases(
+        repo,
+        lambda info: eligibility_under_rules(info, rules=rules, amendments=amendments, day=today),
+    )
+    if not changed:
+        cli.console.print(f"Every release is within the rules in force on {today}.")
+    for item in changed:
+        cli.console.print(
+            f"Re-signed {item.target_path}: {_limits(item.before)} -> {_limits(item.after)}"
+        )
+
+
+def _limits(rules: Eligibility) -> str:
+    limits = [
+        f"only {','.join(rules.regions_allowed)}" if rules.regions_allowed else "",
+        f"not {','.join(rules.regions_excluded)}" if rules.regions_excluded else "",
+        f"deployed < {rules.deployed_before}" if rules.deployed_before else "",
+        f"until {rules.valid_until}" if rules.valid_until else "",
+        f"rule {rules.rule}" if rules.rule else "",
+    ]
+    return "; ".join(x for x in limits if x) or "all"
+
+
 @release.command("list")
 @click.option("--model", "only_model", help="Only this model.")
 @pass_cli
@@ -112,19 +197,12 @@ def list_command(cli: CliContext, only_model: str | None) -> None:
         table.add_column(column)
     for name in [only_model] if only_model else state.model_names():
         for item in releases_of(state, name):
-            rules = item.info.eligibility
-            limits = [
-                f"only {','.join(rules.regions_allowed)}" if rules.regions_allowed else "",
-                f"not {','.join(rules.regions_excluded)}" if rules.regions_excluded else "",
-                f"deployed < {rules.deployed_before}" if rules.deployed_before else "",
-                f"until {rules.valid_until}" if rules.valid_until else "",
-            ]
             table.add_row(
                 name,
                 item.info.build,
                 item.info.update_class.value,
                 item.info.security_patch_level.isoformat(),
                 str(item.length),
-                "; ".join(x for x in limits if x) or "all",
+                _limits(item.info.eligibility),
             )
     cli.console.print(table)
