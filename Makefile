@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo story test lint typecheck unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/patchline demo
+
+# The 2018 story on simulated time: 1,000 phones, a ban, a licence, its lapse.
+story: $(STAMP)
+	$(BIN)/patchline demo --story 2018 --phones 1000 --port 8001 --workdir .demo-story
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -37,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/agent_download.py
 	bash bench/fetch_delta_data.sh $(BIN)/python
 	$(BIN)/python bench/delta_compare.py
+	$(BIN)/python bench/story_2018.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from rich.console import Console
 from tuf.ngclient import Updater
 
 from patchline.agent import Agent, DeviceConfig, create_device
@@ -129,7 +130,7 @@ def main() -> None:
         report = run_story(
             Path(tmp) / "story",
             port=args.port,
-            say=print,
+            say=Console(highlight=False, width=200).print,
             settings=SETTINGS,
             passphrases=PASSPHRASES,
             shape=FleetShape(size=args.phones),
