@@ -37,7 +37,6 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> StoryReport:
         settings=Settings(kdf_log2n=10),
         passphrases=PassphraseSource({"PATCHLINE_PASSPHRASE": "story"}, interactive=False),
         shape=SHAPE,
-        workers=2,
     )
 
 

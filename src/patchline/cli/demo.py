@@ -42,7 +42,7 @@ from patchline.repository.passphrases import PassphraseSource
     "--workers",
     type=click.IntRange(1, 64),
     default=None,
-    help="With --story: worker processes running the phones' agents (default: one per core).",
+    help="With --story: worker processes running the phones' agents (default: 3 per core).",
 )
 @click.option(
     "--report",

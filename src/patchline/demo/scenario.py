@@ -9,7 +9,6 @@ a tampered mirror refused; and the audit chain verified at the end.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -19,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import urllib3
 
 from patchline.agent import Agent, DeviceConfig, HealthCheck, Limits, create_device
 from patchline.agent.enrollment import enroll
 from patchline.agent.fetcher import http_pool
 from patchline.clock import SystemClock
+from patchline.demo.api_client import call_api
 from patchline.demo.server_thread import ServerThread
 from patchline.demo.static_host import StaticHost
 from patchline.errors import PatchlineError
@@ -101,19 +100,7 @@ class Demo:
         )
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = urllib3.request(
-            method,
-            f"{self.server_url}{path}",
-            body=json.dumps(body).encode() if body is not None else None,
-            headers={
-                "Authorization": f"Bearer {self.api_token}",
-                "Content-Type": "application/json",
-            },
-            timeout=30,
-        )
-        if response.status >= 400:
-            raise RuntimeError(f"{method} {path}: HTTP {response.status} {response.data!r}")
-        return json.loads(response.data)
+        return call_api(self.server_url, self.api_token, method, path, body)
 
     def start_server(self, port: int) -> None:
         settings = ServerSettings.from_env(

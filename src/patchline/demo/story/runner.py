@@ -159,10 +159,15 @@ def source_kind(label: str) -> str:
 
 
 class Workers:
-    """A pool of worker processes running jobs; one process per core by default."""
+    """A pool of worker processes running jobs; three per core by default.
+
+    A phone's run spends much of its time waiting on a host (a check-in acknowledged
+    only once written, a mirror answering), so more processes than cores keep the
+    cores busy: on 2 cores, 6 workers replayed 300 phones in 0.65 x the time of 2.
+    """
 
     def __init__(self, count: int | None = None) -> None:
-        self.count = count or os.cpu_count() or 1
+        self.count = count or 3 * (os.cpu_count() or 1)
         self._pool: Executor = ProcessPoolExecutor(
             max_workers=self.count, mp_context=get_context("spawn")
         )

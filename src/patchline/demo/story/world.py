@@ -13,16 +13,14 @@ All of it runs on one simulated clock, moved by the story.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import urllib3
-
 from patchline.clock import FixedClock
+from patchline.demo.api_client import call_api
 from patchline.demo.scenario import ENROLLMENT_TOKEN, make_image
 from patchline.demo.server_thread import ServerThread
 from patchline.demo.static_host import StaticHost
@@ -274,19 +272,7 @@ class World:
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """Call the management API as the story's admin; RuntimeError on an error status."""
-        response = urllib3.request(
-            method,
-            f"{self.server_url}{path}",
-            body=json.dumps(body).encode() if body is not None else None,
-            headers={
-                "Authorization": f"Bearer {self.api_token}",
-                "Content-Type": "application/json",
-            },
-            timeout=60,
-        )
-        if response.status >= 400:
-            raise RuntimeError(f"{method} {path}: HTTP {response.status} {response.data[:300]!r}")
-        return json.loads(response.data)
+        return call_api(self.server_url, self.api_token, method, path, body)
 
     def stop_server(self) -> None:
         """The maker's server goes dark (for good)."""
