@@ -6,15 +6,16 @@ comes from the `bench` extra: `.venv/bin/pip install -e '.[bench]'`.
 
 Data: run `bench/fetch_delta_data.sh` first (writes bench/.data/, which is gitignored).
 
-For each real pair (scipy 1.14.0 -> 1.14.1, the reference; pyarrow 15.0.1 -> 15.0.2, not
-used for tuning) every method builds a patch and applies it, each step in its own
-process, timed, with the step's peak RSS taken from wait4(). Every applied image is
-checked against the target's SHA-256. Then Patchline's apply peak RSS is measured on
-generated 256 MiB and 1 GiB pairs (random base, an overwrite and an insertion every
-16 MiB). Ratios are ours divided by each reference.
+For each real pair (scipy 1.14.0 -> 1.14.1, the reference; pyarrow 15.0.1 -> 15.0.2, on
+which the ADD operation was designed; opencv-python-headless 4.10.0.82 -> 4.10.0.84, added
+after the method was fixed and never tuned on) every method builds a patch and applies
+it, each step in its own process, timed, with the step's peak RSS taken from wait4().
+Every applied image is checked against the target's SHA-256. Then Patchline's apply peak
+RSS is measured on generated 256 MiB and 1 GiB pairs (random base, an overwrite and an
+insertion every 16 MiB). Ratios are ours divided by each reference.
 
-Usage: .venv/bin/python bench/delta_compare.py [--skip-synthetic] [--pairs scipy,pyarrow]
-[--only-ours]
+Usage: .venv/bin/python bench/delta_compare.py [--skip-synthetic]
+[--pairs scipy,pyarrow,opencv] [--only-ours]
 (``--pairs ""`` runs only the synthetic part; ``--only-ours`` skips the reference methods,
 for iterating on ours.)
 """
@@ -41,6 +42,10 @@ MiB = 1 << 20
 PAIRS = {
     "scipy": ("scipy-1.14.0.tar", "scipy-1.14.1.tar"),
     "pyarrow": ("pyarrow-15.0.1.tar", "pyarrow-15.0.2.tar"),
+    "opencv": (
+        "opencv-python-headless-4.10.0.82.tar",
+        "opencv-python-headless-4.10.0.84.tar",
+    ),
 }
 
 
@@ -282,12 +287,19 @@ def main() -> None:
         child_main(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", default=",".join(PAIRS))
+    parser.add_argument(
+        "--pairs",
+        default=",".join(PAIRS),
+        help=f"comma-separated pairs to run, of {', '.join(PAIRS)} (default: all)",
+    )
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--only-ours", action="store_true")
     args = parser.parse_args()
+    names = [name for name in args.pairs.split(",") if name]
+    if unknown := [name for name in names if name not in PAIRS]:
+        parser.error(f"unknown pair {', '.join(unknown)}; known: {', '.join(PAIRS)}")
     print(machine(), flush=True)
-    for name in filter(None, args.pairs.split(",")):
+    for name in names:
         src_name, tgt_name = PAIRS[name]
         source, target = DATA / src_name, DATA / tgt_name
         if not (source.exists() and target.exists()):

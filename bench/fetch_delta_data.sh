@@ -6,7 +6,9 @@
 # tarball is a deterministic stand-in for a system image (~100+ MB each).
 #
 #   pair "scipy":   scipy 1.14.0 -> 1.14.1   (reference pair, ~132.7 MB each)
-#   pair "pyarrow": pyarrow 15.0.1 -> 15.0.2 (second pair, not used for tuning)
+#   pair "pyarrow": pyarrow 15.0.1 -> 15.0.2 (second pair, ~128.5 MB each)
+#   pair "opencv":  opencv-python-headless 4.10.0.82 -> 4.10.0.84 (third pair, ~141.6 MB
+#                   each; added after the method was fixed, never used for tuning)
 #
 # Usage: bench/fetch_delta_data.sh [PYTHON]   (PYTHON defaults to .venv/bin/python)
 set -euo pipefail
@@ -42,3 +44,5 @@ fetch scipy 1.14.0
 fetch scipy 1.14.1
 fetch pyarrow 15.0.1
 fetch pyarrow 15.0.2
+fetch opencv-python-headless 4.10.0.82
+fetch opencv-python-headless 4.10.0.84
