@@ -9,6 +9,8 @@ Layout::
     state.json             boot state and install progress (written atomically)
     metadata/              TUF metadata cache, shared by every source
     outbox/                reports waiting to be sent, one file each
+    receipts/              signed receipts of offline installs, until the server has them
+    device_key.pem         the device's own Ed25519 key (0600), made at enrollment
     agent.lock             held by the one agent process working on the device
 """
 
