@@ -54,8 +54,10 @@ class Job:
     phone: int
     path: str
     at: datetime
-    #: UPDATE: an SD card folder inserted for this run. CREATE: the factory image.
+    #: UPDATE: an SD card folder inserted for this run.
     card: str = ""
+    #: CREATE: the factory image.
+    image: str = ""
     #: CREATE: the device configuration, as JSON.
     config: bytes = b""
     #: CREATE: the roots the phone ships with; the factory build and its patch level.
@@ -92,7 +94,7 @@ def run_job(job: Job) -> Outcome:
                 msgspec.json.decode(job.config, type=DeviceConfig),
                 shipped_root=job.shipped_root,
                 director_root=job.director_root or None,
-                image=Path(job.card),
+                image=Path(job.image),
                 build=job.build,
                 security_patch_level=date.fromisoformat(job.security_patch_level),
             )

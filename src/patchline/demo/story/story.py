@@ -139,7 +139,6 @@ class _Phone:
 class Story:
     """The replay: its world, its phones, what happened."""
 
-    workdir: Path
     world: World
     workers: Workers
     phones: dict[int, _Phone]
@@ -269,7 +268,7 @@ class Story:
                     spec.index,
                     str(path),
                     self.world.clock.now(),
-                    card=str(self.world.image(spec.model, build)),
+                    image=str(self.world.image(spec.model, build)),
                     config=msgspec.json.encode(config),
                     shipped_root=self.world.shipped_root,
                     director_root=self.world.director_root,
@@ -408,7 +407,7 @@ def run_story(
     clock = FixedClock(datetime(2018, 1, 2, tzinfo=UTC))
     world = World.create(workdir, clock, settings, passphrases, ("aurora", "nimbus"))
     pool = Workers(workers)
-    story = Story(workdir, world, pool, {}, shape, cards or CardPlan(), say, port, phones_dir)
+    story = Story(world, pool, {}, shape, cards or CardPlan(), say, port, phones_dir)
     say(
         f"Replaying with {shape.size} phones on {pool.count} worker processes; phones in "
         f"{phones_dir}{' (memory, removed at the end)' if in_memory else ''}."

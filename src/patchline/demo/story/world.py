@@ -63,7 +63,6 @@ class Signed:
     update_class: UpdateClass
     authorisation: Authorisation
     signed_by: str
-    on: date
 
 
 @dataclass
@@ -160,9 +159,7 @@ class World:
                 eligibility=granted.eligibility,
             ),
         )
-        signed = Signed(
-            model, build, security_patch_level, update_class, granted, self.signer_name, today
-        )
+        signed = Signed(model, build, security_patch_level, update_class, granted, self.signer_name)
         self.signed[(model, build)] = signed
         return signed
 
