@@ -14,10 +14,9 @@ from patchline.cli.database import database_option, open_database
 from patchline.cli.progress import byte_progress
 from patchline.errors import NotAuthorisedError, PolicyError
 from patchline.policy import Amendment, Rule
-from patchline.policy.authorise import authorise_release, eligibility_under_rules
+from patchline.policy.authorise import authorise_release, restrict_to_rules
 from patchline.policy.catalog import load_catalog
 from patchline.repository import ReleaseRequest, Repository, add_release, releases_of
-from patchline.repository.restrict import restrict_releases
 from patchline.wire.release import (
     Eligibility,
     UpdateClass,
@@ -163,10 +162,7 @@ def restrict_command(cli: CliContext, database_url: str | None) -> None:
     repo = cli.open_repository()
     rules, amendments = _rules(cli, database_url)
     today = repo.clock.now().date()
-    changed = restrict_releases(
-        repo,
-        lambda info: eligibility_under_rules(info, rules=rules, amendments=amendments, day=today),
-    )
+    changed = restrict_to_rules(repo, rules=rules, amendments=amendments, day=today)
     if not changed:
         cli.console.print(f"Every release is within the rules in force on {today}.")
     for item in changed:

@@ -39,6 +39,8 @@ from datetime import date
 
 from patchline.errors import NotAuthorisedError
 from patchline.policy.rules import Amendment, Effect, Rule, RuleStatus, rule_on
+from patchline.repository.publisher import Repository
+from patchline.repository.restrict import Restricted, restrict_releases
 from patchline.wire.release import Eligibility, ReleaseInfo, UpdateClass
 
 
@@ -118,6 +120,24 @@ def eligibility_under_rules(
         return lapsed
     narrowed = own.intersect(granted.eligibility)
     return lapsed if narrowed is None else narrowed
+
+
+def restrict_to_rules(
+    repo: Repository,
+    *,
+    rules: Iterable[Rule],
+    amendments: Iterable[Amendment] = (),
+    day: date,
+) -> list[Restricted]:
+    """Re-sign every release of ``repo`` the rules in force on ``day`` narrow (one
+    publish; nothing when none); return what changed."""
+    known_rules, known_amendments = list(rules), list(amendments)
+    return restrict_releases(
+        repo,
+        lambda info: eligibility_under_rules(
+            info, rules=known_rules, amendments=known_amendments, day=day
+        ),
+    )
 
 
 def _allowed_by(

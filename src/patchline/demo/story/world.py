@@ -26,7 +26,7 @@ from patchline.demo.server_thread import ServerThread
 from patchline.demo.static_host import StaticHost
 from patchline.mirror.sync import sync_mirror
 from patchline.policy import Amendment, Rule
-from patchline.policy.authorise import Authorisation, authorise_release, eligibility_under_rules
+from patchline.policy.authorise import Authorisation, authorise_release, restrict_to_rules
 from patchline.policy.director_identity import create_director, director_root_path
 from patchline.repository import (
     ReleaseRequest,
@@ -40,7 +40,6 @@ from patchline.repository.bundles import export_bundle
 from patchline.repository.continuity import add_successor, handover
 from patchline.repository.passphrases import PassphraseSource
 from patchline.repository.refresh import refresh
-from patchline.repository.restrict import restrict_releases
 from patchline.server.app import create_app
 from patchline.server.auth import Role, create_token
 from patchline.server.config import ServerSettings
@@ -175,11 +174,8 @@ class World:
         """The signer's daily jobs, then the mirrors': re-sign releases the rules now
         narrow (``restricted_today``), refresh expiring metadata, sync every mirror."""
         today = self.clock.now().date()
-        restricted = restrict_releases(
-            self.signer,
-            lambda info: eligibility_under_rules(
-                info, rules=self.rules, amendments=self.amendments, day=today
-            ),
+        restricted = restrict_to_rules(
+            self.signer, rules=self.rules, amendments=self.amendments, day=today
         )
         self.restricted_today = [(r.model, r.build) for r in restricted]
         refresh(self.signer)
