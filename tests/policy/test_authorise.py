@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import pytest
 
 from patchline.errors import NotAuthorisedError
 from patchline.policy import Amendment, Effect, Rule
-from patchline.policy.authorise import authorise_release
+from patchline.policy.authorise import authorise_release, authorise_with
 from patchline.wire.release import Eligibility, UpdateClass
 from tests.policy.test_story_2018 import BAN, EXTENSION, RULES
 
@@ -120,3 +121,28 @@ def test_an_amendment_not_yet_effective_is_not_signed() -> None:
         day=date(2018, 7, 5),
     )
     assert granted.eligibility.regions_excluded == ("KP",)
+
+
+def test_the_publishers_own_limits_are_kept_and_the_allowing_rule_named() -> None:
+    given = Eligibility(regions_excluded=("KP",), deployed_before=BAN, valid_until=date(2018, 8, 1))
+    granted = authorise_with(
+        given, model="aurora", update_class=SECURITY, rules=RULES, day=date(2018, 7, 5)
+    )
+    assert granted.eligibility == replace(given, rule="L-2018-07")
+    narrower = authorise_with(
+        Eligibility(regions_allowed=("DE",)),
+        model="aurora",
+        update_class=SECURITY,
+        rules=RULES,
+        day=date(2018, 7, 5),
+    )
+    assert narrower.eligibility.regions_allowed == ("DE",)
+    assert narrower.eligibility.deployed_before == BAN
+    with pytest.raises(NotAuthorisedError, match="leave no region"):
+        authorise_with(
+            Eligibility(regions_allowed=("KP",)),
+            model="aurora",
+            update_class=SECURITY,
+            rules=RULES,
+            day=date(2018, 7, 5),
+        )

@@ -12,9 +12,9 @@ from rich.table import Table
 from patchline.cli.context import CliContext, pass_cli
 from patchline.cli.database import database_option, open_database
 from patchline.cli.progress import byte_progress
-from patchline.errors import NotAuthorisedError, PolicyError
+from patchline.errors import PolicyError
 from patchline.policy import Amendment, Rule
-from patchline.policy.authorise import authorise_release, restrict_to_rules
+from patchline.policy.authorise import authorise_with, restrict_to_rules
 from patchline.policy.catalog import load_catalog
 from patchline.repository import ReleaseRequest, Repository, add_release, releases_of
 from patchline.wire.release import (
@@ -123,21 +123,17 @@ def _under_rules(
     cli: CliContext, repo: Repository, request: ReleaseRequest, database_url: str | None
 ) -> ReleaseRequest:
     rules, amendments = _rules(cli, database_url)
-    granted = authorise_release(
+    granted = authorise_with(
+        request.eligibility,
         model=request.model,
         update_class=request.update_class,
         rules=rules,
         amendments=amendments,
         day=repo.clock.now().date(),
     )
-    eligibility = request.eligibility.intersect(granted.eligibility)
-    if eligibility is None:
-        raise NotAuthorisedError(
-            f"the regions given and rule {granted.rule.id} leave no region to install in"
-        )
     for reason in granted.reasons:
         cli.console.print(f"Signed under: {reason}")
-    return replace(request, eligibility=eligibility)
+    return replace(request, eligibility=granted.eligibility)
 
 
 def _rules(cli: CliContext, database_url: str | None) -> tuple[list[Rule], list[Amendment]]:

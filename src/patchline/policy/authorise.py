@@ -98,6 +98,34 @@ def authorise_release(
     )
 
 
+def authorise_with(
+    given: Eligibility,
+    *,
+    model: str,
+    update_class: UpdateClass,
+    rules: Iterable[Rule],
+    amendments: Iterable[Amendment] = (),
+    day: date,
+) -> Authorisation:
+    """``authorise_release``, keeping the publisher's own limits ``given`` as well: the
+    signed eligibility allows only what both allow, and names the allowing rule.
+
+    Raises NotAuthorisedError as ``authorise_release`` does, and when ``given`` and the
+    rule together leave no region.
+    """
+    granted = authorise_release(
+        model=model, update_class=update_class, rules=rules, amendments=amendments, day=day
+    )
+    merged = given.intersect(granted.eligibility)
+    if merged is None:
+        raise NotAuthorisedError(
+            f"not signed: the regions given and rule {granted.rule.id} leave no region"
+        )
+    return dataclasses.replace(
+        granted, eligibility=dataclasses.replace(merged, rule=granted.rule.id)
+    )
+
+
 def eligibility_under_rules(
     info: ReleaseInfo, *, rules: Iterable[Rule], amendments: Iterable[Amendment] = (), day: date
 ) -> Eligibility:

@@ -9,6 +9,7 @@ _STATUS: list[tuple[type[errors.PatchlineError], int]] = [
     (errors.UnknownModelError, 404),
     (errors.ReleaseRejectedError, 409),
     (errors.ModelExistsError, 409),
+    (errors.NotAuthorisedError, 409),
     (EnrollmentConflictError, 409),
     (errors.RepositoryBusyError, 503),
     (errors.PassphraseError, 503),

@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from patchline.policy.audit import AuditRecord, verify
+from patchline.policy.authorise import authorise_with
+from patchline.policy.catalog import load_catalog
 from patchline.policy.explain import explain
 from patchline.policy.facts import DeviceFacts
 from patchline.policy.releases_sync import bump_catalog
@@ -135,8 +137,14 @@ async def publish_release(
     regions_allowed: Annotated[str, Form()] = "",
     deployed_before: Annotated[str, Form()] = "",
     valid_until: Annotated[str, Form()] = "",
+    under_rules: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
-    """Sign and publish an uploaded image (keys and passphrases of this server's home)."""
+    """Sign and publish an uploaded image (keys and passphrases of this server's home).
+
+    With ``under_rules``, only if a delivery rule in force allows it, with that rule's
+    limits and name signed into it as well as the ones given (409 naming the rule
+    otherwise), so that mirrors and SD cards carry the rules to devices.
+    """
     rt = runtime(request)
     eligibility = Eligibility(
         regions_allowed=parse_regions([regions_allowed]),
@@ -153,6 +161,18 @@ async def publish_release(
             with path.open("wb") as out:
                 shutil.copyfileobj(image.file, out, 1 << 20)
             repo = Repository.open(rt.settings.home, clock=rt.clock)
+            signed = eligibility
+            if under_rules:
+                with rt.db.transaction() as session:
+                    catalog = load_catalog(session)
+                signed = authorise_with(
+                    eligibility,
+                    model=model,
+                    update_class=update_class,
+                    rules=catalog.rules,
+                    amendments=catalog.amendments,
+                    day=rt.clock.now().date(),
+                ).eligibility
             published = add_release(
                 repo,
                 ReleaseRequest(
@@ -161,12 +181,16 @@ async def publish_release(
                     build=build,
                     security_patch_level=spl,
                     update_class=update_class,
-                    eligibility=eligibility,
+                    eligibility=signed,
                     notes=notes,
                 ),
             )
         rt.sync_releases()
-        return {"target_path": published.target_path, "sha256": published.sha256}
+        return {
+            "target_path": published.target_path,
+            "sha256": published.sha256,
+            "eligibility": published.info.eligibility.to_json(),
+        }
 
     result: dict[str, Any] = await in_thread(publish)
     await rt.record(
