@@ -28,6 +28,7 @@ from patchline.policy.audit import (
 )
 from patchline.policy.audit_export import ENTRIES_FILE, SUMMARY_FILE
 from patchline.server.receipts import receipt_reports
+from patchline.server.writer import report_payload
 from patchline.store.db import Database
 from patchline.wire.receipt import (
     ReceiptBatch,
@@ -70,17 +71,7 @@ def _receipt_record(key: Ed25519PrivateKey, at: datetime = AT) -> AuditRecord:
         kind="receipt",
         actor=f"device:{RECEIPT.device_id}",
         subject=RECEIPT.device_id,
-        payload={
-            "report_id": report.report_id,
-            "target": report.target,
-            "build": report.build,
-            "status": report.status.value,
-            "code": report.code.value,
-            "detail": report.detail,
-            "source": report.source,
-            "device_at": report.at,
-            **extra[report.report_id],
-        },
+        payload=report_payload(report, extra[report.report_id]),
     )
 
 

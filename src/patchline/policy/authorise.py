@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from patchline.errors import NotAuthorisedError
-from patchline.policy.rules import Amendment, Effect, Rule, RuleStatus, rule_on
+from patchline.policy.rules import Amendment, Effect, Rule, RuleStatus, precedence, rule_on
 from patchline.repository.publisher import Repository
 from patchline.repository.restrict import Restricted, restrict_releases
 from patchline.wire.release import Eligibility, ReleaseInfo, UpdateClass
@@ -72,7 +72,7 @@ def authorise_release(
     current = [rule_on(rule, known, day) for rule in rules]
     covering = [r for r in current if _covers_release(r, model, update_class)]
     in_force = [r for r in covering if r.status_on(day) is RuleStatus.IN_FORCE]
-    in_force.sort(key=lambda r: (-r.priority, r.effect is not Effect.BLOCK, r.id))
+    in_force.sort(key=precedence)
     excluded: set[str] = set()
     narrowed: list[str] = []
     what = f"{update_class.value} updates of {model}"

@@ -17,7 +17,15 @@ from typing import Any
 
 from patchline.errors import InvalidRuleError
 from patchline.policy.facts import OFFLINE, DeviceFacts, ReleaseFacts
-from patchline.policy.rules import Amendment, Effect, Rule, RuleStatus, ScopeCheck, rule_on
+from patchline.policy.rules import (
+    Amendment,
+    Effect,
+    Rule,
+    RuleStatus,
+    ScopeCheck,
+    precedence,
+    rule_on,
+)
 from patchline.repository.versions import build_sort_key
 
 
@@ -248,8 +256,7 @@ def assess(
         for rule in rules
     ]
     applicable = [item for item in checked if item[1] is RuleStatus.IN_FORCE and item[2].applies]
-    # Highest priority wins; on a tie a block wins; then the id, so the answer is stable.
-    applicable.sort(key=lambda i: (-i[0].priority, i[0].effect is not Effect.BLOCK, i[0].id))
+    applicable.sort(key=lambda i: precedence(i[0]))
     winner = applicable[0][0] if applicable else None
     verdicts = tuple(
         RuleVerdict(rule, status, scope, _role(rule, status, scope, winner))

@@ -53,6 +53,7 @@ __all__ = [
     "RuleVersion",
     "ScopeCheck",
     "amendments_of",
+    "precedence",
     "rule_history",
     "rule_on",
 ]
@@ -356,6 +357,12 @@ class RuleVersion:
     effective_from: date | None
     rule: Rule
     amendment: Amendment | None = None
+
+
+def precedence(rule: Rule) -> tuple[int, bool, str]:
+    """Sort key putting the rule that decides first: highest priority, a block before an
+    allow on a tie, then the id, so the order is stable."""
+    return (-rule.priority, rule.effect is not Effect.BLOCK, rule.id)
 
 
 def amendments_of(rule_id: str, amendments: Iterable[Amendment]) -> list[Amendment]:

@@ -344,20 +344,26 @@ def _apply_reports(
                 kind=op.audit_kind,
                 actor=f"device:{op.device_id}",
                 subject=op.device_id,
-                payload={
-                    "report_id": report.report_id,
-                    "target": report.target,
-                    "build": report.build,
-                    "status": report.status.value,
-                    "code": report.code.value,
-                    "detail": report.detail,
-                    "source": report.source,
-                    "device_at": report.at,
-                    **op.audit_extra.get(report.report_id, {}),
-                },
+                payload=report_payload(report, op.audit_extra.get(report.report_id, {})),
             )
         )
     return accepted
+
+
+def report_payload(report: Report, extra: dict[str, Any]) -> dict[str, Any]:
+    """The audit payload of one stored report: its fields, then ``extra`` (a receipt's
+    signed facts)."""
+    return {
+        "report_id": report.report_id,
+        "target": report.target,
+        "build": report.build,
+        "status": report.status.value,
+        "code": report.code.value,
+        "detail": report.detail,
+        "source": report.source,
+        "device_at": report.at,
+        **extra,
+    }
 
 
 def _update_devices(conn: Connection, rows: dict[str, dict[str, Any]]) -> None:
