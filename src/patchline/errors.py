@@ -177,6 +177,10 @@ class MetadataRefusedError(SourceError):
     """The source's TUF metadata failed verification (signature, expiry, rollback)."""
 
 
+class CardFileRefusedError(MetadataRefusedError):
+    """A file on a card is a link, not a regular file, or larger than any metadata may be."""
+
+
 class TargetRefusedError(SourceError):
     """A target's bytes failed verification (length or hash)."""
 

@@ -1,6 +1,7 @@
 """Real HTTP hosts on 127.0.0.1 for agent tests: an honest static host that honours
 Range requests and counts what it serves, and hostile ones (the attacker the agent
-defends against) that tamper, send endless data, or trickle."""
+defends against) that tamper, send endless data, or trickle, and misleading ones that
+redirect every request or answer an HTML page (a captive portal)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class Behaviour:
     trickle: bool = False  # one byte every 50 ms
     ignore_range: bool = False
     cut_suffix: str = ""  # targets ending so: the body stops half way and the connection closes
+    redirect_to: str = ""  # every request answered 302 to this base URL + the same path
+    html: bool = False  # every request answered 200 with an HTML page (a captive portal)
 
 
 @dataclass
@@ -75,11 +78,30 @@ class RangeHost:
     def target_requests(self) -> list[Served]:
         return [r for r in self.requests if r.path.startswith("/targets/")]
 
+    def _mislead(self, handler: BaseHTTPRequestHandler, path: str, record: Served) -> None:
+        if self.behaviour.redirect_to:
+            record.status = 302
+            handler.send_response(302)
+            handler.send_header("Location", f"{self.behaviour.redirect_to}{path}")
+            body = b""
+        else:
+            record.status = 200
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/html; charset=utf-8")
+            body = b"<!doctype html><html><body>Sign in to the hotel Wi-Fi</body></html>"
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        record.body_bytes = len(body)
+
     def _get(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?", 1)[0]
         file = (self.directory / path.lstrip("/")).resolve()
         record = Served(path, handler.headers.get("Range"), 404)
         self.requests.append(record)
+        if self.behaviour.redirect_to or self.behaviour.html:
+            self._mislead(handler, path, record)
+            return
         if not file.is_file() or self.directory.resolve() not in file.parents:
             handler.send_response(404)
             handler.send_header("Content-Length", "0")

@@ -146,3 +146,50 @@ def test_a_mirror_rolled_back_below_seen_metadata_is_refused(
 
 def _fields(config: object) -> dict[str, object]:
     return {name: getattr(config, name) for name in config.__struct_fields__}  # type: ignore[attr-defined]
+
+
+def test_a_mirror_that_redirects_once_is_followed_and_installs(
+    repo: Repository,
+    make_device: Callable[..., DeviceDir],
+    hosts: Callable[..., RangeHost],
+) -> None:
+    publish(repo, "alpha", "2.0")
+    good = hosts(repo.layout.public_dir)
+    cdn = hosts(repo.layout.public_dir, redirect_to=good.url)
+    device = make_device(mirrors=[cdn.url])
+
+    result = Agent(device, clock=SystemClock()).update()
+
+    assert result.status == "installed"
+    assert result.source == f"Mirror {cdn.url}"
+    assert result.attempts == ()
+    assert device.slot_image(Slot.B).read_bytes() == image_bytes("alpha/2.0")
+    assert {r.status for r in cdn.requests} == {302}
+    assert good.target_requests()
+
+
+def test_a_redirect_loop_is_named_as_one(two_mirrors: Callable[..., tuple]) -> None:
+    bad, good, device = two_mirrors()
+    bad.behaviour.redirect_to = bad.url
+
+    reason, code = update_via(bad, good, device)
+
+    assert reason.startswith(f"redirected more than 3 times (last to {bad.url}/metadata/")
+    assert "a redirect loop?" in reason
+    assert "too many redirects" not in reason
+    assert code is ReportCode.DOWNLOAD_ERROR
+    assert len(bad.requests) == 4
+
+
+def test_a_mirror_answering_an_html_page_is_named_as_such(
+    two_mirrors: Callable[..., tuple],
+) -> None:
+    bad, good, device = two_mirrors(html=True)
+
+    reason, code = update_via(bad, good, device)
+
+    assert reason == (
+        "the mirror answered an HTML page, not TUF metadata (Content-Type text/html; "
+        "charset=utf-8; a captive portal or a wrong URL?)"
+    )
+    assert code is ReportCode.DOWNLOAD_ERROR

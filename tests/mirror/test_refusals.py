@@ -30,6 +30,7 @@ from tests.agent.conftest import closed_port_url
 from tests.agent.hosts import RangeHost
 from tests.conftest import START, publish
 from tests.mirror.conftest import served
+from tests.signing import sign_release_at
 
 Hosts = Callable[..., RangeHost]
 
@@ -179,3 +180,37 @@ def test_a_first_sync_needs_a_root_and_a_later_one_refuses_a_different_root(
     other.signed.version = 1
     other.signed.consistent_snapshot = False
     refused(dest, MirrorSetupError, url, root=other.to_bytes())
+
+
+def test_a_source_answering_an_html_page_is_named_as_such(dest: Path, hosts: Hosts) -> None:
+    portal = hosts(dest, html=True)
+
+    error = refused(dest, MirrorSourceUnreachableError, portal.url)
+
+    assert error.message == (
+        f"{portal.url} answered an HTML page, not TUF metadata (Content-Type text/html; "
+        "charset=utf-8; a captive portal or a wrong URL?)"
+    )
+
+
+def test_a_source_redirecting_once_is_followed_and_a_loop_is_named(
+    repo: Repository, dest: Path, hosts: Hosts
+) -> None:
+    loop = hosts(dest)
+    loop.behaviour.redirect_to = loop.url
+    error = refused(dest, MirrorSourceUnreachableError, loop.url)
+    assert f"redirected more than 3 times (last to {loop.url}/metadata/" in error.message
+
+    cdn = hosts(dest, redirect_to=hosts(repo.layout.public_dir).url)
+    assert sync_mirror(cdn.url, dest).changed
+
+
+def test_the_mirror_refuses_a_signed_target_path_with_dot_dot(
+    repo: Repository, hosts: Hosts, root_v1: bytes, tmp_path: Path
+) -> None:
+    sign_release_at(repo, "alpha/../alpha-9.0.img", "9.0")
+
+    with pytest.raises(MirrorMetadataRefusedError) as refused:
+        sync_mirror(hosts(repo.layout.public_dir).url, tmp_path / "mirror", root=root_v1)
+
+    assert "unsafe path 'alpha/../alpha-9.0.img' in signed metadata" in refused.value.message

@@ -187,6 +187,8 @@ class Agent:
                 now,
                 self._trusted_versions(run.config.model),
             )
+        if source.kind is SourceKind.BUNDLE:
+            fetcher = fetcher.on_card(Path(source.location))
         return refresh_source(self.device.metadata_dir, source, fetcher, bootstrap, now)
 
     def _trusted_versions(self, model: str) -> dict[str, int]:
@@ -361,13 +363,15 @@ class Agent:
             source=repo.source.label,
         )
         url = repo.target_url(target)
+        on_card = repo.source.kind is SourceKind.BUNDLE
+        card = Path(repo.source.location).absolute() if on_card else None
 
         def progress(done: int) -> None:
             if self.on_progress is not None:
                 self.on_progress(target.path, done, target.length)
 
         download_verified(
-            opener_for(url, pool),
+            opener_for(url, pool, card),
             url,
             target,
             staging,

@@ -32,6 +32,7 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets
 from tuf.api.serialization import DeserializationError
 
+from patchline.agent.card import read_metadata
 from patchline.agent.sources import Source
 from patchline.errors import MetadataRefusedError, NoBundleError, NotEligibleError
 from patchline.wire.offline import (
@@ -41,14 +42,18 @@ from patchline.wire.offline import (
     OfflineRoleMissing,
     verify_offline,
 )
+from patchline.wire.paths import UnsafePathError, consistent_name
 from patchline.wire.release import model_lookup_path
 
 T = TypeVar("T", Root, Snapshot, Targets)
 
 
 def is_signed_bundle(folder: Path) -> bool:
-    """True when ``folder`` holds a signed offline bundle (not a plain repository copy)."""
-    return (folder / "metadata" / OFFLINE_SNAPSHOT).is_file()
+    """True when ``folder`` holds a signed offline bundle (not a plain repository copy):
+    its ``metadata/offline-snapshot.json`` is there, as a file or as a link, which
+    ``open_bundle`` then refuses."""
+    path = folder / "metadata" / OFFLINE_SNAPSHOT
+    return path.exists() or path.is_symlink()
 
 
 @dataclass
@@ -73,10 +78,10 @@ class OfflineBundle:
         return self.targets.get(path)
 
     def target_url(self, target: TargetFile) -> str:
-        """The file:// URL of the target's bytes (consistent-snapshot name)."""
-        directory, sep, name = target.path.rpartition("/")
-        sha256 = target.hashes["sha256"]
-        return (self.folder / "targets" / f"{directory}{sep}{sha256}.{name}").absolute().as_uri()
+        """The file:// URL of the target's bytes (consistent-snapshot name); the path was
+        checked when the bundle was opened."""
+        name = consistent_name(target.path, target.hashes["sha256"])
+        return (self.folder / "targets" / name).absolute().as_uri()
 
 
 def open_bundle(
@@ -92,10 +97,12 @@ def open_bundle(
     version the device already trusts from an online source).
 
     Raises NoBundleError (no signed bundle there), MetadataRefusedError (a signature,
-    hash, expiry or root-chain check failed) or NotEligibleError (another model).
+    hash, expiry or root-chain check failed; CardFileRefusedError: a file on the card is
+    a link, not a regular file, or larger than allowed; an unsafe target path) or
+    NotEligibleError (another model).
     """
-    folder = Path(source.location)
-    metadata = folder / "metadata"
+    folder = Path(source.location).absolute()
+    metadata = _Card(folder)
     if not is_signed_bundle(folder):
         raise NoBundleError(f"no signed offline bundle in {folder}")
     try:
@@ -107,7 +114,7 @@ def open_bundle(
                 "was made before the repository's keys changed, and a rotated offline key "
                 "revokes older bundles; ask for a newer bundle"
             )
-        snapshot_bytes = _read(metadata / OFFLINE_SNAPSHOT)
+        snapshot_bytes = metadata.read(OFFLINE_SNAPSHOT)
         snapshot = _offline(root, snapshot_bytes, Snapshot, "offline snapshot", now)
         described = snapshot.signed.unrecognized_fields.get(BUNDLE_FIELD, {})
         bundle_model = str(described.get("model", "")) if isinstance(described, dict) else ""
@@ -122,11 +129,14 @@ def open_bundle(
         )
         signed = _image_targets(metadata, root, snapshot.signed, model, trusted_versions or {})
         for path, target in offline_targets.signed.targets.items():
+            consistent_name(path, target.hashes["sha256"])
             image = signed.get(path)
             if image is None or image.to_dict() != target.to_dict():
                 raise MetadataRefusedError(
                     f"the offline targets and the image repository disagree on {path}"
                 )
+    except UnsafePathError as exc:
+        raise MetadataRefusedError(f"bundle metadata refused: {exc}") from None
     except (OfflineRoleMissing, tuf_errors.RepositoryError, DeserializationError) as exc:
         raise MetadataRefusedError(f"bundle metadata refused: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
@@ -153,24 +163,39 @@ def _not_older(md: Metadata[Targets], role: str, trusted_versions: Mapping[str, 
         )
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise MetadataRefusedError(f"the bundle lacks {path.name}") from None
+@dataclass(frozen=True)
+class _Card:
+    """The bundle's ``metadata/`` folder, read through ``patchline.agent.card``."""
+
+    folder: Path
+
+    def read(self, name: str) -> bytes:
+        """The bytes of ``metadata/NAME``; MetadataRefusedError when it is missing."""
+        data = self.read_if_there(name)
+        if data is None:
+            raise MetadataRefusedError(f"the bundle lacks {name}")
+        return data
+
+    def read_if_there(self, name: str) -> bytes | None:
+        """The bytes of ``metadata/NAME``, or None when there is no such file."""
+        try:
+            return read_metadata(self.folder, f"metadata/{name}")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
 
-def _root_chain(metadata: Path, shipped_root: bytes) -> Metadata[Root]:
+def _root_chain(metadata: _Card, shipped_root: bytes) -> Metadata[Root]:
     """Walk ``N.root.json`` from the shipped root; each new root is signed by a threshold
     of the previous root's keys and of its own."""
     root = Metadata[Root].from_bytes(shipped_root)
     while True:
-        path = metadata / f"{root.signed.version + 1}.root.json"
-        if not path.is_file():
+        name = f"{root.signed.version + 1}.root.json"
+        data = metadata.read_if_there(name)
+        if data is None:
             return root
-        new = Metadata[Root].from_bytes(path.read_bytes())
+        new = Metadata[Root].from_bytes(data)
         if new.signed.type != "root" or new.signed.version != root.signed.version + 1:
-            raise MetadataRefusedError(f"{path.name} is not root version {path.name[:-10]}")
+            raise MetadataRefusedError(f"{name} is not root version {name[:-10]}")
         root.signed.verify_delegate("root", new.signed_bytes, new.signatures)
         new.signed.verify_delegate("root", new.signed_bytes, new.signatures)
         root = new
@@ -198,11 +223,11 @@ def _offline(
     return md
 
 
-def _pinned(metadata: Path, snapshot: Snapshot, key: str, filename: str) -> bytes:
+def _pinned(metadata: _Card, snapshot: Snapshot, key: str, filename: str) -> bytes:
     meta: MetaFile | None = snapshot.meta.get(key)
     if meta is None:
         raise MetadataRefusedError(f"the offline snapshot does not list {key}")
-    data = _read(metadata / filename)
+    data = metadata.read(filename)
     try:
         meta.verify_length_and_hashes(data)
     except tuf_errors.LengthOrHashMismatchError as exc:
@@ -213,7 +238,7 @@ def _pinned(metadata: Path, snapshot: Snapshot, key: str, filename: str) -> byte
 
 
 def _load_role(
-    metadata: Path, snapshot: Snapshot, role: str, delegator: Root | Targets
+    metadata: _Card, snapshot: Snapshot, role: str, delegator: Root | Targets
 ) -> Metadata[Targets]:
     meta = snapshot.meta.get(f"{role}.json")
     if meta is None:
@@ -228,7 +253,7 @@ def _load_role(
 
 
 def _image_targets(
-    metadata: Path,
+    metadata: _Card,
     root: Metadata[Root],
     snapshot: Snapshot,
     model: str,

@@ -1,13 +1,18 @@
 """Fetching metadata for python-tuf's ngclient from a folder (file://) or over HTTP.
 
 A missing file in a folder is reported as HTTP 404, which is what ngclient's root
-probe loop waits for. The last metadata file fetched is remembered, so that an error
+probe loop waits for. On a card (a folder given as ``card``) no link is followed and
+only regular files are read (``patchline.agent.card``). Over HTTP up to
+``MAX_REDIRECTS`` redirects are followed (a mirror behind a CDN; every byte is verified
+against signed metadata, so where it came from does not matter), and an HTML page is
+refused as what it is. The last metadata file fetched is remembered, so that an error
 can say when the refused metadata expired.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from io import FileIO
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
@@ -17,8 +22,58 @@ from tuf.api.exceptions import DownloadError, DownloadHTTPError
 from tuf.api.exceptions import SlowRetrievalError as TufSlowRetrievalError
 from tuf.ngclient import FetcherInterface
 
+from patchline.agent.card import open_on_card
+
 CHUNK = 1 << 20
 _REMEMBER_UP_TO = 1 << 20
+MAX_REDIRECTS = 3
+_HTML = frozenset({"text/html", "application/xhtml+xml"})
+
+
+class RedirectLoopError(DownloadError):
+    """The host redirected more than ``MAX_REDIRECTS`` times."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(
+            f"redirected more than {MAX_REDIRECTS} times (last to {location}): a redirect loop?"
+        )
+        self.location = location
+
+
+class NotMetadataError(DownloadError):
+    """The host answered an HTML page where metadata was asked for."""
+
+    def __init__(self, url: str, content_type: str) -> None:
+        super().__init__(f"{url} answered {content_type}, not TUF metadata")
+        self.url = url
+        self.content_type = content_type
+
+    def reason(self, who: str) -> str:
+        """The refusal in words, with ``who`` (e.g. ``the mirror``) as the subject."""
+        return (
+            f"{who} answered an HTML page, not TUF metadata (Content-Type "
+            f"{self.content_type}; a captive portal or a wrong URL?)"
+        )
+
+
+def repository_retries() -> urllib3.Retry:
+    """Retry settings for GETs of repository files: nothing retried, up to
+    ``MAX_REDIRECTS`` redirects followed; past that the last 3xx answer is returned."""
+    return urllib3.Retry(
+        total=None,
+        connect=0,
+        read=0,
+        status=0,
+        other=0,
+        redirect=MAX_REDIRECTS,
+        raise_on_redirect=False,
+        raise_on_status=False,
+    )
+
+
+def is_redirect_left(response: urllib3.BaseHTTPResponse) -> bool:
+    """True when ``response`` is a redirect that was not followed (too many of them)."""
+    return 300 <= response.status < 400 and bool(response.headers.get("Location"))
 
 
 def file_url_path(url: str) -> Path:
@@ -27,7 +82,9 @@ def file_url_path(url: str) -> Path:
 
 
 def http_pool(connect_timeout: float, read_timeout: float) -> urllib3.PoolManager:
-    """A connection pool that fails fast: one connect attempt, no silent read retries."""
+    """A connection pool that fails fast: one connect attempt, no silent read retries.
+
+    Requests follow no redirect unless they pass ``repository_retries()``."""
     return urllib3.PoolManager(
         retries=urllib3.Retry(total=0, redirect=0, raise_on_status=False),
         timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
@@ -38,30 +95,48 @@ def http_pool(connect_timeout: float, read_timeout: float) -> urllib3.PoolManage
 class SourceFetcher(FetcherInterface):
     """ngclient fetcher for ``file://`` folders and ``http(s)://`` hosts."""
 
-    def __init__(self, pool: urllib3.PoolManager) -> None:
+    def __init__(self, pool: urllib3.PoolManager, card: Path | None = None) -> None:
         self._pool = pool
+        self._card = card
         #: (url, bytes) of the last complete small file fetched, for error messages.
         self.last_fetched: tuple[str, bytes] | None = None
+
+    def on_card(self, card: Path) -> SourceFetcher:
+        """A fetcher on the same pool reading the card folder ``card`` (links refused)."""
+        return SourceFetcher(self._pool, card.absolute())
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         if url.startswith("file:"):
             return self._remember(url, self._from_folder(url))
         try:
-            response = self._pool.request("GET", url, preload_content=False)
+            response = self._pool.request(
+                "GET", url, preload_content=False, retries=repository_retries()
+            )
         except urllib3.exceptions.MaxRetryError as exc:
             if isinstance(exc.reason, urllib3.exceptions.TimeoutError):
                 raise TufSlowRetrievalError(f"timed out fetching {url}") from exc
             raise
-        if response.status >= 400:
+        if response.status >= 400 or is_redirect_left(response):
             _discard(response)  # its unread body must not reach the next request
-            raise DownloadHTTPError(f"HTTP {response.status} for {url}", response.status)
+            if response.status >= 400:
+                raise DownloadHTTPError(f"HTTP {response.status} for {url}", response.status)
+            raise RedirectLoopError(response.headers["Location"])
+        content_type = response.headers.get("Content-Type", "")
+        if content_type.split(";", 1)[0].strip().lower() in _HTML:
+            _discard(response)
+            raise NotMetadataError(url, content_type)
         return self._remember(url, self._stream(response))
 
-    @staticmethod
-    def _from_folder(url: str) -> Iterator[bytes]:
+    def _from_folder(self, url: str) -> Iterator[bytes]:
         path = file_url_path(url)
         try:
-            handle = path.open("rb")
+            if self._card is None:
+                handle: BinaryIO | FileIO = path.open("rb")
+            elif not path.is_relative_to(self._card):
+                raise DownloadHTTPError(f"{path} is not on the card", 404)
+            else:
+                relative = path.relative_to(self._card).as_posix()
+                handle = open_on_card(self._card, relative, f"{path.name} on the card")
         except (FileNotFoundError, NotADirectoryError):
             raise DownloadHTTPError(f"{path} not found", 404) from None
         return _read_chunks(handle)
@@ -101,7 +176,7 @@ def _discard(response: urllib3.BaseHTTPResponse) -> None:
     response.release_conn()
 
 
-def _read_chunks(handle: BinaryIO) -> Iterator[bytes]:
+def _read_chunks(handle: BinaryIO | FileIO) -> Iterator[bytes]:
     with handle:
         while chunk := handle.read(CHUNK):
             yield chunk

@@ -21,17 +21,25 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from io import FileIO
 from pathlib import Path
 from typing import Any
 
 import urllib3
 from tuf.api.metadata import TargetFile
 
+from patchline.agent.card import open_on_card
 from patchline.agent.device import Limits
-from patchline.agent.fetcher import file_url_path
+from patchline.agent.fetcher import (
+    RedirectLoopError,
+    file_url_path,
+    is_redirect_left,
+    repository_retries,
+)
 from patchline.agent.sink import ALIGN, SLOT, HashingWriter, open_direct
 from patchline.agent.trust import network_reason
 from patchline.errors import (
+    CardFileRefusedError,
     DownloadFailedError,
     EndlessDataError,
     InstallFailedError,
@@ -67,7 +75,9 @@ class HttpOpener:
         """Yield the body from ``start`` (or from 0 when the host ignores Range)."""
         headers = {"Range": f"bytes={start}-"} if start else {}
         try:
-            response = self._pool.request("GET", url, headers=headers, preload_content=False)
+            response = self._pool.request(
+                "GET", url, headers=headers, preload_content=False, retries=repository_retries()
+            )
         except urllib3.exceptions.HTTPError as exc:
             raise SourceUnreachableError(network_reason(exc)) from exc
         finished = False
@@ -82,6 +92,8 @@ class HttpOpener:
                 yield Opened(start, _readinto(response), response.shutdown)
             elif response.status == 200:
                 yield Opened(0, _readinto(response), response.shutdown)
+            elif is_redirect_left(response):
+                raise DownloadFailedError(str(RedirectLoopError(response.headers["Location"])))
             elif response.status == 416 and start:
                 response.drain_conn()
                 with self.open(url, 0) as whole:
@@ -96,14 +108,23 @@ class HttpOpener:
 
 
 class FileOpener:
-    """Opens ``file://`` targets (SD card, USB stick) from an offset."""
+    """Opens ``file://`` targets (SD card, USB stick) from an offset; below ``card`` (the
+    card's folder) no link is followed and only a regular file is read."""
+
+    def __init__(self, card: Path | None = None) -> None:
+        self._card = card
 
     @contextmanager
     def open(self, url: str, start: int) -> Iterator[Opened]:
-        """Yield the file's bytes from ``start``."""
+        """Yield the file's bytes from ``start``; CardFileRefusedError for a link on the
+        card or a file that is not a regular file."""
         path = file_url_path(url)
         try:
-            handle = path.open("rb", buffering=0)
+            if self._card is None:
+                handle: FileIO = path.open("rb", buffering=0)
+            else:
+                what = f"the card's image {path.name}"
+                handle = open_on_card(self._card, _on_card(self._card, path, what), what)
         except OSError as exc:
             raise DownloadFailedError(f"cannot read {path}: {exc.strerror}") from None
         with handle:
@@ -111,9 +132,18 @@ class FileOpener:
             yield Opened(start, handle.readinto, _no_stop)
 
 
-def opener_for(url: str, pool: urllib3.PoolManager) -> HttpOpener | FileOpener:
-    """The opener for ``url``'s scheme."""
-    return FileOpener() if url.startswith("file:") else HttpOpener(pool)
+def opener_for(
+    url: str, pool: urllib3.PoolManager, card: Path | None = None
+) -> HttpOpener | FileOpener:
+    """The opener for ``url``'s scheme; ``card`` is the folder of a card source."""
+    return FileOpener(card) if url.startswith("file:") else HttpOpener(pool)
+
+
+def _on_card(card: Path, path: Path, what: str) -> str:
+    """``path`` relative to ``card``; CardFileRefusedError when it is not below it."""
+    if not path.is_relative_to(card):
+        raise CardFileRefusedError(f"{what} is not on the card ({path})")
+    return path.relative_to(card).as_posix()
 
 
 def download_verified(

@@ -17,7 +17,7 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, TargetFile, Targets
 from tuf.ngclient import Updater
 
-from patchline.agent.fetcher import SourceFetcher
+from patchline.agent.fetcher import NotMetadataError, RedirectLoopError, SourceFetcher
 from patchline.agent.sources import Source, SourceKind
 from patchline.errors import (
     MetadataRefusedError,
@@ -25,7 +25,14 @@ from patchline.errors import (
     SourceError,
     SourceUnreachableError,
 )
+from patchline.wire.paths import UnsafePathError, check_relative, consistent_name
 from patchline.wire.release import model_lookup_path
+
+_WHO = {
+    SourceKind.BUNDLE: "the card",
+    SourceKind.SERVER: "the server",
+    SourceKind.MIRROR: "the mirror",
+}
 
 
 class VerifiedSource(Protocol):
@@ -84,11 +91,19 @@ class TrustedRepository:
 
 
 def target_url(updater: Updater, base_url: str, target: TargetFile) -> str:
-    """The URL of ``target`` under ``base_url``, as ngclient would form it."""
+    """The URL of ``target`` under ``base_url``, as ngclient would form it.
+
+    Raises MetadataRefusedError for a signed path that could name a file outside the
+    targets folder (``..``, absolute, ...).
+    """
     path = target.path
-    if updater._trusted_set.root.consistent_snapshot and updater.config.prefix_targets_with_hash:
-        directory, sep, name = path.rpartition("/")
-        path = f"{directory}{sep}{next(iter(target.hashes.values()))}.{name}"
+    try:
+        check_relative(path)
+        trusted = updater._trusted_set
+        if trusted.root.consistent_snapshot and updater.config.prefix_targets_with_hash:
+            path = consistent_name(path, next(iter(target.hashes.values())))
+    except UnsafePathError as exc:
+        raise MetadataRefusedError(str(exc)) from None
     return f"{base_url.rstrip('/')}/{path}"
 
 
@@ -143,6 +158,12 @@ def explain_tuf_error(
 ) -> SourceError:
     """Turn a python-tuf error into the agent's error, in words a person understands."""
     clock = f"device clock {now:%Y-%m-%d %H:%M} UTC"
+    if isinstance(exc.__cause__, SourceError):  # a refusal of our own, e.g. a link on a card
+        return exc.__cause__
+    if isinstance(exc, NotMetadataError):
+        return SourceUnreachableError(exc.reason(_WHO[source.kind]))
+    if isinstance(exc, RedirectLoopError):
+        return SourceUnreachableError(str(exc))
     if isinstance(exc, tuf_errors.ExpiredMetadataError):
         return MetadataRefusedError(f"metadata expired {_expired_since(fetcher, now)}({clock})")
     if isinstance(exc, tuf_errors.BadVersionNumberError | tuf_errors.EqualVersionNumberError):

@@ -16,9 +16,10 @@ the repository: a host may hide dot-folders.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from patchline.errors import MirrorMetadataRefusedError
+from patchline.wire.paths import UnsafePathError, consistent_target_file
 
 TOP_LEVEL = frozenset({"root", "timestamp", "snapshot", "targets"})
 
@@ -81,14 +82,10 @@ class MirrorLayout:
 
         Raises MirrorMetadataRefusedError for a path that would leave ``targets/``.
         """
-        parts = PurePosixPath(target_path).parts
-        bad = not parts or target_path.startswith("/") or "\\" in target_path
-        if bad or any(part in {"", ".", ".."} for part in parts):
-            raise MirrorMetadataRefusedError(f"target path {target_path!r} cannot be mirrored")
-        if not digest.isalnum():
-            raise MirrorMetadataRefusedError(f"target {target_path!r} has a malformed hash")
-        *directory, name = parts
-        return self.targets_dir.joinpath(*directory, f"{digest}.{name}")
+        try:
+            return consistent_target_file(self.targets_dir, target_path, digest)
+        except UnsafePathError as exc:
+            raise MirrorMetadataRefusedError(f"{exc}; it cannot be mirrored") from None
 
 
 def safe_role_name(role: str) -> str:

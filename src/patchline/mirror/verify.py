@@ -19,6 +19,7 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Delegations, Metadata, Targets
 from tuf.ngclient import Updater
 
+from patchline.agent.fetcher import NotMetadataError, RedirectLoopError
 from patchline.agent.trust import network_reason
 from patchline.errors import (
     MirrorError,
@@ -201,6 +202,12 @@ def _same(data: bytes, signed: Any, name: str) -> None:
 def explain_tuf_error(exc: Exception, source: MirrorSource, now: datetime) -> MirrorError:
     """A python-tuf error as the mirror's error, in words a person understands."""
     where = source.base_url
+    if isinstance(exc, NotMetadataError):
+        return MirrorSourceUnreachableError(
+            exc.reason(where), hint="give the URL of the folder that holds metadata/ and targets/"
+        )
+    if isinstance(exc, RedirectLoopError):
+        return MirrorSourceUnreachableError(f"{where}: {exc}")
     if isinstance(exc, tuf_errors.ExpiredMetadataError):
         return MirrorExpiredError(
             f"{where} serves expired metadata ({exc}; clock {now:%Y-%m-%d %H:%M} UTC): "

@@ -39,6 +39,7 @@ from patchline.wire.offline import (
     offline_keys,
     verify_offline,
 )
+from patchline.wire.paths import UnsafePathError, consistent_target_file
 from patchline.wire.release import DeltaTargetInfo, InvalidReleaseInfo
 
 CHUNK = 1 << 20
@@ -237,8 +238,10 @@ def _copy_checked(source: Path, target: TargetFile, folder: Path, path: str) -> 
     """Copy a stored target into the bundle under its consistent-snapshot name, checking
     its length and hash on the way."""
     sha256 = target.hashes["sha256"]
-    directory, _, name = path.rpartition("/")
-    dest = folder / "targets" / directory / f"{sha256}.{name}"
+    try:
+        dest = consistent_target_file(folder / "targets", path, sha256)
+    except UnsafePathError as exc:
+        raise BundleError(str(exc), hint="remove that target from the role that signs it") from None
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     length = 0

@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchline.errors import RepositoryCorruptError
+from patchline.wire.paths import UnsafePathError, consistent_target_file
+
 CONFIG_NAME = "patchline.toml"
 _VERSIONED_ROOT = re.compile(r"^(\d+)\.root\.json$")
 
@@ -59,9 +62,19 @@ class RepositoryLayout:
         return self.metadata_dir / "timestamp.json"
 
     def target_file(self, target_path: str, sha256: str) -> Path:
-        """Where a target with this path and hash is stored (consistent snapshot)."""
-        directory, _, name = target_path.rpartition("/")
-        return self.targets_dir / directory / f"{sha256}.{name}"
+        """Where a target with this path and hash is stored (consistent snapshot).
+
+        Raises RepositoryCorruptError for a signed path that could name a file outside
+        ``targets/`` (``..``, absolute, ...): a key holder signed it, and it is never opened.
+        """
+        try:
+            return consistent_target_file(self.targets_dir, target_path, sha256)
+        except UnsafePathError as exc:
+            raise RepositoryCorruptError(
+                str(exc),
+                hint="remove that target from the role that signs it; no file is read or "
+                "written under such a path",
+            ) from None
 
     def root_versions(self) -> list[int]:
         """Every root version present, ascending."""
