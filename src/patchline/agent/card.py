@@ -66,7 +66,7 @@ def open_on_card(card: Path, relative: str, what: str) -> FileIO:
             fd = opened
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise CardFileRefusedError(
-                f"{what} is not a regular file (a folder, FIFO or device): refused"
+                f"{what} is not a regular file (a folder, FIFO or device)"
             )
         os.set_blocking(fd, True)
         handle = os.fdopen(fd, "rb", buffering=0)
@@ -98,7 +98,7 @@ def read_at_most(handle: FileIO, limit: int, what: str) -> bytes:
         size += len(chunk)
         chunks.append(chunk)
         if size > limit:
-            raise CardFileRefusedError(f"{what} is larger than {limit:,} bytes: refused")
+            raise CardFileRefusedError(f"{what} is larger than {limit:,} bytes")
     return b"".join(chunks)
 
 
