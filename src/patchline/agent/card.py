@@ -65,9 +65,7 @@ def open_on_card(card: Path, relative: str, what: str) -> FileIO:
             os.close(fd)
             fd = opened
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise CardFileRefusedError(
-                f"{what} is not a regular file (a folder, FIFO or device)"
-            )
+            raise CardFileRefusedError(f"{what} is not a regular file (a folder, FIFO or device)")
         os.set_blocking(fd, True)
         handle = os.fdopen(fd, "rb", buffering=0)
     except BaseException:
