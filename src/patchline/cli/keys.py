@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 import click
 
 from patchline.cli.context import CliContext, pass_cli
+from patchline.cli.output import iso_utc, json_option, print_json
 from patchline.errors import UsageError
 from patchline.repository import Repository, rotate_key
 from patchline.repository.rotation import keys_to_replace
@@ -53,10 +55,27 @@ def rotate_command(cli: CliContext, role: str, keyid: str | None, all_keys: bool
 
 
 @key.command("list")
+@json_option
 @pass_cli
-def list_command(cli: CliContext) -> None:
+def list_command(cli: CliContext, as_json: bool) -> None:
     """List the private keys this machine holds, by role."""
-    for entry in cli.open_repository().keyring.entries():
+    entries = cli.open_repository().keyring.entries()
+    if as_json:
+        print_json(
+            {
+                "keys": [
+                    {
+                        "role": e.role,
+                        "keyid": e.keyid,
+                        "uri": e.uri,
+                        "created": iso_utc(datetime.fromisoformat(e.created)),
+                    }
+                    for e in entries
+                ]
+            }
+        )
+        return
+    for entry in entries:
         cli.console.print(f"{entry.role:12} {entry.keyid[:16]}  {entry.uri}")
 
 
