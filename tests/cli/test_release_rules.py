@@ -106,5 +106,6 @@ def test_without_the_servers_database_the_rules_cannot_be_read(
 ) -> None:
     code, out = run(capsys, "--home", str(home), "release", "restrict")
     assert code != 0
-    assert "cannot read the delivery rules" in out
+    assert "no server database at" in out
+    assert not (home / "patchline.db").exists()
     assert "Traceback" not in out

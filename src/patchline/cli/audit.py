@@ -59,8 +59,9 @@ def export_command(
 ) -> None:
     """Write the entries of a date range and a summary signed with the audit key to OUT_DIR."""
     clock = SystemClock()
-    signer = audit_signer(cli.open_repository().keyring, clock.now())
+    repo = cli.open_repository()
     with _database(cli, database_url) as db:
+        signer = audit_signer(repo.keyring, clock.now())
         summary = export(db, start.date(), end.date(), out_dir, signer, now=clock.now())
     span = f"seq {summary.first_seq}..{summary.last_seq}" if summary.count else "no entries"
     cli.console.print(

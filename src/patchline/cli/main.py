@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
 from patchline import __version__
@@ -19,6 +18,7 @@ from patchline.cli.demo import demo
 from patchline.cli.keys import key
 from patchline.cli.mirror import mirror
 from patchline.cli.models import model
+from patchline.cli.output import make_console
 from patchline.cli.releases import release
 from patchline.cli.repo import init, repo
 from patchline.cli.serve import director, serve, token
@@ -40,7 +40,7 @@ from patchline.settings import Settings
 def cli(ctx: click.Context, home: Path) -> None:
     """Patchline: signed over-the-air updates that any static host can deliver."""
     settings = Settings.from_env()
-    ctx.obj = CliContext(home=home, settings=settings, console=Console())
+    ctx.obj = CliContext(home=home, settings=settings, console=make_console())
 
 
 for command in (
@@ -67,19 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="patchline", standalone_mode=False)
     except PatchlineError as exc:
-        err = Console(stderr=True)
+        err = make_console(stderr=True)
         err.print(f"[bold red]error:[/] {escape(exc.message)}")
         if exc.hint:
             err.print(f"[bold]what to do:[/] {escape(exc.hint)}")
         return exc.exit_code
     except click.exceptions.Abort:
-        Console(stderr=True).print("aborted")
+        make_console(stderr=True).print("aborted")
         return 130
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted")
+        make_console(stderr=True).print("interrupted")
         return 130
     return 0
 

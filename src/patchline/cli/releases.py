@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.progress import TaskID
@@ -11,12 +12,19 @@ from rich.table import Table
 
 from patchline.cli.context import CliContext, pass_cli
 from patchline.cli.database import database_option, open_database
+from patchline.cli.output import iso_utc, json_option, print_json
 from patchline.cli.progress import byte_progress
 from patchline.errors import PolicyError
 from patchline.policy import Amendment, Rule
 from patchline.policy.authorise import authorise_with, restrict_to_rules
 from patchline.policy.catalog import load_catalog
-from patchline.repository import ReleaseRequest, Repository, add_release, releases_of
+from patchline.repository import (
+    PublishedRelease,
+    ReleaseRequest,
+    Repository,
+    add_release,
+    releases_of,
+)
 from patchline.wire.release import (
     Eligibility,
     UpdateClass,
@@ -180,10 +188,15 @@ def _limits(rules: Eligibility) -> str:
 
 @release.command("list")
 @click.option("--model", "only_model", help="Only this model.")
+@json_option
 @pass_cli
-def list_command(cli: CliContext, only_model: str | None) -> None:
+def list_command(cli: CliContext, only_model: str | None, as_json: bool) -> None:
     """List published releases, oldest build first."""
     state = cli.open_repository().state()
+    if as_json:
+        names = [only_model] if only_model else state.model_names()
+        print_json({"releases": [_release_json(r) for n in names for r in releases_of(state, n)]})
+        return
     table = Table()
     for column in ("model", "build", "class", "patch level", "bytes", "eligibility"):
         table.add_column(column)
@@ -198,3 +211,19 @@ def list_command(cli: CliContext, only_model: str | None) -> None:
                 _limits(item.info.eligibility),
             )
     cli.console.print(table)
+
+
+def _release_json(item: PublishedRelease) -> dict[str, Any]:
+    info = item.info
+    return {
+        "model": info.model,
+        "build": info.build,
+        "update_class": info.update_class.value,
+        "security_patch_level": info.security_patch_level.isoformat(),
+        "build_time": iso_utc(info.build_time),
+        "target_path": item.target_path,
+        "length": item.length,
+        "sha256": item.sha256,
+        "eligibility": info.eligibility.to_json(),
+        "notes": info.notes,
+    }

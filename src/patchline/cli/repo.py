@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from patchline.cli.context import CliContext, pass_cli
+from patchline.cli.output import iso_utc, json_option, print_json
 from patchline.errors import UsageError
 from patchline.repository import (
     Expiries,
@@ -79,10 +80,39 @@ def repo() -> None:
 
 
 @repo.command()
+@json_option
 @pass_cli
-def status(cli: CliContext) -> None:
+def status(cli: CliContext, as_json: bool) -> None:
     """Show roles, keys, thresholds, expiries and releases per model."""
     report = repository_status(cli.open_repository())
+    if as_json:
+        print_json(
+            {
+                "roles": [
+                    {
+                        "name": role.name,
+                        "version": role.version,
+                        "threshold": role.threshold,
+                        "keyids": list(role.keyids),
+                        "keys_here": role.keys_here,
+                        "expires": iso_utc(role.expires),
+                        "signatures_ok": role.signatures_ok,
+                    }
+                    for role in report.roles
+                ],
+                "models": [
+                    {
+                        "name": model.name,
+                        "releases": model.releases,
+                        "newest_build": model.newest_build,
+                        "newest_patch_level": model.newest_patch_level,
+                    }
+                    for model in report.models
+                ],
+                "warnings": report.warnings,
+            }
+        )
+        return
     roles = Table(title="Roles")
     for column in ("role", "version", "threshold", "keys (here)", "expires (UTC)", "signatures"):
         roles.add_column(column)

@@ -22,7 +22,7 @@ from tuf.api.metadata import Root, Targets
 from patchline.errors import BundleError, UsageError
 from patchline.repository.config import TOP_LEVEL_ROLES
 from patchline.repository.publisher import Repository, Transaction
-from patchline.repository.state import archive_role
+from patchline.repository.state import RepositoryState, archive_role
 from patchline.repository.successors import successor_keyids
 from patchline.wire.offline import (
     OFFLINE_FIELD,
@@ -57,14 +57,7 @@ def rotate_key(repo: Repository, role: str, keyid: str | None = None) -> Rotatio
     ):
         return _rotate_offline(repo, keyid)
     with repo.transaction() as tx:
-        if role in TOP_LEVEL_ROLES:
-            current = list(tx.state.root.signed.roles[role].keyids)
-        else:
-            tx.state.model(role)  # raises UnknownModelError
-            current = list(tx.state.delegated_role(role).keyids)
-        if keyid is None:  # a named successor's root keys are not the maker's to replace
-            current = [k for k in current if k not in successor_keyids(tx.state.root.signed)]
-        old = _select(role, current, keyid)
+        old = keys_to_replace(tx.state, role, keyid)
         # Open the keys that must sign the change before creating anything new.
         tx.require_signers(["root"] if role in TOP_LEVEL_ROLES else ["targets"])
         now = repo.clock.now()
@@ -81,6 +74,23 @@ def rotate_key(repo: Repository, role: str, keyid: str | None = None) -> Rotatio
             if retired not in still_used:
                 repo.keyring.retire(retired)
         return Rotation(role, tuple(old), tuple(added), tx.state.root.signed.version)
+
+
+def keys_to_replace(state: RepositoryState, role: str, keyid: str | None = None) -> list[str]:
+    """The key ids ``rotate_key(repo, role, keyid)`` replaces in ``state``: ``keyid``'s
+    match, or every key of ``role`` but a named successor's.
+
+    Raises UsageError for a key id the role does not use, UnknownModelError for an
+    unknown model role. For the top-level and model roles (not ``offline``).
+    """
+    if role in TOP_LEVEL_ROLES:
+        current = list(state.root.signed.roles[role].keyids)
+    else:
+        state.model(role)  # raises UnknownModelError
+        current = list(state.delegated_role(role).keyids)
+    if keyid is None:  # a named successor's root keys are not the maker's to replace
+        current = [k for k in current if k not in successor_keyids(state.root.signed)]
+    return _select(role, current, keyid)
 
 
 def replace_keys(
