@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from patchline.policy.audit import AuditRecord, append
@@ -96,26 +97,27 @@ def _rows_of(state: RepositoryState, now: datetime) -> Iterable[dict[str, Any]]:
 
 def sync_releases(session: Session, state: RepositoryState, now: datetime) -> list[str]:
     """Add a row for every signed target not yet known, and take the signed eligibility
-    of known releases re-signed since; return the new and changed target paths."""
-    rows_known = session.execute(select(Release.target_path, Release.eligibility)).tuples()
-    known = dict(rows_known.all())
+    of known releases re-signed since; return the new and changed target paths.
+
+    Safe with several processes syncing at once: a target another process inserted
+    meanwhile is skipped, not an error, and each "release" or "release-eligibility"
+    audit entry is written once, by the process whose transaction made the change.
+    """
+    known = dict(session.execute(select(Release.target_path, Release.eligibility)).tuples().all())
     rows = list(_rows_of(state, now))
     new = [row for row in rows if row["target_path"] not in known]
-    changed = [
-        row
+    resigned = {
+        row["target_path"]: row
         for row in rows
         if row["target_path"] in known
         and row["kind"] == "full"
         and known[row["target_path"]] != row["eligibility"]
-    ]
-    if not new and not changed:
+    }
+    changed = _take_eligibility(session, resigned)
+    inserted = _insert_new(session, new)
+    added = [row for row in new if row["target_path"] in inserted]
+    if not added and not changed:
         return []
-    for row in changed:
-        session.execute(
-            update(Release)
-            .where(Release.target_path == row["target_path"])
-            .values(eligibility=row["eligibility"])
-        )
     append(
         session,
         [
@@ -123,17 +125,12 @@ def sync_releases(session: Session, state: RepositoryState, now: datetime) -> li
                 at=now,
                 kind="release-eligibility",
                 actor="repository",
-                subject=row["target_path"],
-                payload={
-                    "before": known[row["target_path"]],
-                    "after": row["eligibility"],
-                },
+                subject=path,
+                payload={"before": before, "after": resigned[path]["eligibility"]},
             )
-            for row in changed
+            for path, before in changed
         ],
     )
-    if new:
-        session.execute(insert(Release), new)
     append(
         session,
         [
@@ -151,8 +148,49 @@ def sync_releases(session: Session, state: RepositoryState, now: datetime) -> li
                     "update_class": row.get("update_class"),
                 },
             )
-            for row in new
+            for row in added
         ],
     )
     bump_catalog(session)
-    return [row["target_path"] for row in [*new, *changed]]
+    return [row["target_path"] for row in added] + [path for path, _ in changed]
+
+
+def _take_eligibility(
+    session: Session, resigned: dict[str, dict[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Store the signed eligibility of re-signed releases; return (path, eligibility
+    before) for each row this transaction changed. The rows are re-read under a row lock,
+    so of two processes syncing the same change only the first changes and reports it."""
+    if not resigned:
+        return []
+    locked = session.execute(
+        select(Release.target_path, Release.eligibility)
+        .where(Release.target_path.in_(sorted(resigned)))
+        .order_by(Release.target_path)
+        .with_for_update()
+    ).tuples()
+    changed = []
+    for path, before in locked.all():
+        after = resigned[path]["eligibility"]
+        if before == after:
+            continue  # another process took it first
+        session.execute(
+            update(Release).where(Release.target_path == path).values(eligibility=after)
+        )
+        changed.append((path, before))
+    return changed
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert ``rows``, skipping any target already stored (another process may have
+    inserted it since it was read); return the target paths this transaction inserted."""
+    if not rows:
+        return set()
+    dialect = session.get_bind().dialect.name
+    insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert_for(Release)
+        .on_conflict_do_nothing(index_elements=["target_path"])
+        .returning(Release.target_path)
+    )
+    return set(session.scalars(statement, rows))

@@ -23,8 +23,10 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from patchline.fleet.reconcile import InstallView, on_check_in, on_report
+from patchline.fleet.reconcile import InstallView, Reconciled, on_check_in, on_report
+from patchline.fleet.signed_builds import SignedBuild, SignedBuilds
 from patchline.policy.audit import AuditRecord, append
+from patchline.repository.versions import is_newer_build
 from patchline.store.db import Database
 from patchline.store.models import Device, InstallReport
 from patchline.wire.device_api import Report, ReportStatus
@@ -193,12 +195,13 @@ class BatchWriter:
             results: list[Any] = []
             new_reports: list[dict[str, Any]] = []
             known = _known_report_ids(conn, batch)
+            signed = SignedBuilds(conn)
             for op in batch:
                 if isinstance(op, CheckInWrite):
-                    _apply_check_in(op, rows, records)
+                    _apply_check_in(op, rows, records, signed)
                     results.append(None)
                 elif isinstance(op, ReportWrite):
-                    results.append(_apply_reports(op, rows, records, known, new_reports))
+                    results.append(_apply_reports(op, rows, records, known, new_reports, signed))
                 else:
                     records.extend(op.records)
                     results.append(None)
@@ -211,6 +214,11 @@ class BatchWriter:
 
 
 _ROW_FIELDS = (
+    "model",
+    "build",
+    "build_sha256",
+    "security_patch_level",
+    "slot_active",
     "assigned_build",
     "assigned_from_build",
     "assigned_target",
@@ -254,26 +262,23 @@ def _view(row: dict[str, Any]) -> InstallView:
 
 
 def _apply_check_in(
-    op: CheckInWrite, rows: dict[str, dict[str, Any]], records: list[AuditRecord]
+    op: CheckInWrite,
+    rows: dict[str, dict[str, Any]],
+    records: list[AuditRecord],
+    signed: SignedBuilds,
 ) -> None:
     row = rows.get(op.device_id)
     if row is None:
         return  # the device was deleted meanwhile
+    previous_build = row["build"]
     for name, value in op.facts.items():
         _set(row, name, value)
-    reconciled = on_check_in(_view(row), op.facts["build"], op.last_boot_ok)
-    if reconciled.event is not None:
-        _set(row, "install_state", reconciled.install_state)
-        _set(row, "install_state_at", op.now)
-        records.append(
-            AuditRecord(
-                at=op.now,
-                kind="reconcile",
-                actor="server",
-                subject=op.device_id,
-                payload={"state": reconciled.install_state, "event": reconciled.event},
-            )
-        )
+    running = op.facts["build"]
+    release = None
+    if row["assigned_build"] not in (None, running):
+        release = signed.get(row["model"], running)
+    reconciled = on_check_in(_view(row), running, op.last_boot_ok, release is not None)
+    _record_reconciled(op.device_id, op.now, row, reconciled, release, previous_build, records)
     decision = op.decision
     if row["last_decision"] != decision.digest:
         _set(row, "last_decision", decision.digest)
@@ -302,12 +307,58 @@ def _apply_check_in(
         )
 
 
+def _record_reconciled(
+    device_id: str,
+    now: datetime,
+    row: dict[str, Any],
+    reconciled: Reconciled,
+    release: SignedBuild | None,
+    previous_build: str,
+    records: list[AuditRecord],
+) -> None:
+    """Apply a reconciliation that changed the install to the row, with its audit record."""
+    if reconciled.event is None:
+        return
+    payload: dict[str, Any] = {"state": reconciled.install_state, "event": reconciled.event}
+    if reconciled.superseded_by is not None and release is not None:
+        payload["build"] = reconciled.superseded_by
+        payload["superseded"] = row["assigned_build"]
+        _set(row, "assigned_build", reconciled.superseded_by)
+        _set(row, "assigned_target", release.target_path)
+        _set(row, "assigned_from_build", previous_build)
+        _set(row, "assigned_at", now)
+    _set(row, "install_state", reconciled.install_state)
+    _set(row, "install_state_at", now)
+    records.append(
+        AuditRecord(at=now, kind="reconcile", actor="server", subject=device_id, payload=payload)
+    )
+
+
+_OTHER_SLOT = {"a": "b", "b": "a"}
+
+
+def _booted(row: dict[str, Any], build: str, release: SignedBuild | None) -> None:
+    """The device booted ``build`` healthy from its other slot: record that it runs it,
+    with the signed release's patch level and hash, unless it already runs it or a newer
+    build (a late report)."""
+    if not is_newer_build(build, row["build"]):
+        return
+    _set(row, "build", build)
+    if row["slot_active"] in _OTHER_SLOT:
+        _set(row, "slot_active", _OTHER_SLOT[row["slot_active"]])
+    if release is not None:
+        _set(row, "build_sha256", release.sha256)
+        if release.security_patch_level is not None:
+            _set(row, "security_patch_level", release.security_patch_level)
+
+
 def _apply_reports(
     op: ReportWrite,
     rows: dict[str, dict[str, Any]],
     records: list[AuditRecord],
     known: set[str],
     new_reports: list[dict[str, Any]],
+    signed: SignedBuilds,
 ) -> list[str]:
     row = rows.get(op.device_id)
     accepted = []
@@ -332,12 +383,19 @@ def _apply_reports(
                 "origin": "device",
             }
         )
-        reconciled = on_report(_view(row), report.status, report.build)
-        if reconciled.install_state != row["install_state"]:
+        booted = report.status is ReportStatus.BOOTED_HEALTHY
+        release = signed.get(row["model"], report.build) if booted else None
+        reconciled = on_report(_view(row), report.status, report.build, release is not None)
+        previous_build = row["build"]
+        if booted:
+            _booted(row, report.build, release)
+        if reconciled.event is not None:
+            _record_reconciled(
+                op.device_id, op.now, row, reconciled, release, previous_build, records
+            )
+        elif reconciled.install_state != row["install_state"]:
             _set(row, "install_state", reconciled.install_state)
             _set(row, "install_state_at", op.now)
-        if report.status is ReportStatus.BOOTED_HEALTHY:
-            _set(row, "build", report.build)  # it runs that build now
         records.append(
             AuditRecord(
                 at=op.now,
