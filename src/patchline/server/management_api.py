@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
@@ -24,7 +25,8 @@ from patchline.policy.releases_sync import bump_catalog
 from patchline.policy.rules import Amendment, Rule, rule_history
 from patchline.repository.publisher import Repository
 from patchline.repository.releases import ReleaseRequest, add_release
-from patchline.server.auth import GRANTS, Permission, Role, role_of
+from patchline.server.api_guard import CALLER_KEY
+from patchline.server.auth import GRANTS, Permission, Role
 from patchline.server.runtime import Runtime
 from patchline.store.models import Device, InstallReport, Policy, PolicyAmendment, Release
 from patchline.wire.device_api import Network
@@ -44,23 +46,24 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A management API token (`patchline token create NAME --role ROLE`).",
+)
+
+
 def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Caller]]:
-    """A dependency that admits tokens whose role grants ``permission``."""
+    """A dependency that admits tokens whose role grants ``permission`` (the token was
+    checked by ``patchline.server.api_guard`` before the request got here)."""
 
-    async def check(request: Request) -> Caller:
-        raw = request.headers.get("authorization", "")
-        scheme, _, token = raw.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise HTTPException(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
-        rt = runtime(request)
-
-        def lookup() -> Caller | None:
-            with rt.db.transaction() as session:
-                return role_of(session, token.strip())
-
-        caller = await asyncio.get_running_loop().run_in_executor(None, lookup)
+    async def check(
+        request: Request,
+        _shown_in_openapi: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> Caller:
+        caller: Caller | None = request.scope.get(CALLER_KEY)
         if caller is None:
-            raise HTTPException(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
         if permission not in GRANTS[caller[1]]:
             raise HTTPException(
                 403, f"role {caller[1].value} may not do this (needs {permission.value})"
