@@ -27,6 +27,7 @@ from patchline.server.devices_cache import DeviceLoader
 from patchline.server.docs_ui import add_docs
 from patchline.server.http_errors import status_for
 from patchline.server.management_api import router
+from patchline.server.operations_api import router as operations_router
 from patchline.server.runtime import Runtime
 from patchline.server.writer import BatchWriter
 from patchline.store.db import Database
@@ -102,6 +103,7 @@ def _management_app(rt: Runtime) -> FastAPI:
     add_docs(app)
     app.state.runtime = rt
     app.include_router(router)
+    app.include_router(operations_router)
 
     @app.exception_handler(PatchlineError)
     async def patchline_error(_request: Request, exc: PatchlineError) -> JSONResponse:

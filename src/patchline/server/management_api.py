@@ -89,7 +89,8 @@ async def in_thread(fn: Callable[[], Any]) -> Any:
 # --- releases -----------------------------------------------------------------------
 
 
-def _release_json(row: Release) -> dict[str, Any]:
+def release_json(row: Release) -> dict[str, Any]:
+    """A release row as the API shows it."""
     return {
         "id": row.id,
         "target_path": row.target_path,
@@ -105,6 +106,8 @@ def _release_json(row: Release) -> dict[str, Any]:
         "min_battery_percent": row.min_battery_percent,
         "allowed_networks": row.allowed_networks,
         "published_at": row.published_at,
+        "yanked_at": row.yanked_at,
+        "yank_reason": row.yank_reason,
     }
 
 
@@ -120,7 +123,7 @@ async def list_releases(
             stmt = select(Release).order_by(Release.id.desc())
             if model:
                 stmt = stmt.where(Release.model == model)
-            return [_release_json(r) for r in session.scalars(stmt)]
+            return [release_json(r) for r in session.scalars(stmt)]
 
     result: list[dict[str, Any]] = await in_thread(query)
     return result
@@ -242,7 +245,7 @@ async def change_offer(
             if settings.allowed_networks is not None:
                 row.allowed_networks = [n.value for n in settings.allowed_networks]
             bump_catalog(session)
-            return _release_json(row)
+            return release_json(row)
 
     result: dict[str, Any] | None = await in_thread(change)
     if result is None:
@@ -265,7 +268,8 @@ async def change_offer(
 # --- devices ------------------------------------------------------------------------
 
 
-def _device_json(row: Device) -> dict[str, Any]:
+def device_json(row: Device) -> dict[str, Any]:
+    """A device row as the API shows it."""
     return {
         "id": row.id,
         "model": row.model,
@@ -280,6 +284,8 @@ def _device_json(row: Device) -> dict[str, Any]:
         "assigned_build": row.assigned_build,
         "install_state": row.install_state,
         "install_state_at": row.install_state_at,
+        "decommissioned_at": row.decommissioned_at,
+        "decommission_reason": row.decommission_reason,
     }
 
 
@@ -291,10 +297,12 @@ async def list_devices(
     region: str | None = None,
     build: str | None = None,
     install_state: str | None = None,
+    decommissioned: bool | None = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """Devices matching the filters, a page at a time, ordered by id."""
+    """Devices matching the filters (``decommissioned``: only those taken out of service,
+    or with false only those in service), a page at a time, ordered by id."""
     rt = runtime(request)
 
     def query() -> dict[str, Any]:
@@ -307,6 +315,9 @@ async def list_devices(
         ):
             if value is not None:
                 stmt = stmt.where(column == value)
+        if decommissioned is not None:
+            taken = Device.decommissioned_at.is_not(None)
+            stmt = stmt.where(taken if decommissioned else Device.decommissioned_at.is_(None))
         with rt.db.transaction() as session:
             total = session.scalar(select(func.count()).select_from(stmt.subquery()))
             rows = session.scalars(
@@ -316,7 +327,7 @@ async def list_devices(
                 "total": total,
                 "page": page,
                 "page_size": page_size,
-                "devices": [_device_json(r) for r in rows],
+                "devices": [device_json(r) for r in rows],
             }
 
     result: dict[str, Any] = await in_thread(query)
@@ -358,7 +369,7 @@ async def get_device(request: Request, device_id: str, _caller: Reader) -> dict[
                 }
                 for r in reports
             ]
-        return {**_device_json(row), "reports": history}
+        return {**device_json(row), "reports": history}
 
     result: dict[str, Any] = await in_thread(query)
     return result
