@@ -32,6 +32,14 @@ class UsageError(PatchlineError):
     exit_code = 2
 
 
+class NotFoundError(UsageError):
+    """No token, device or release by the name or id given."""
+
+
+class AlreadyWithdrawnError(UsageError):
+    """The token is already revoked, the device decommissioned, the release yanked."""
+
+
 class ConfigError(PatchlineError):
     """The configuration file or a setting is missing or invalid."""
 

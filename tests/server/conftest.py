@@ -57,13 +57,16 @@ def server_env(home: Path, database_url: str, port: int) -> dict[str, str]:
     }
 
 
-def start_server(home: Path, database_url: str, port: int | None = None) -> subprocess.Popen[bytes]:
-    """Start ``patchline serve`` and wait until it answers /healthz."""
+def start_server(
+    home: Path, database_url: str, port: int | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``patchline serve`` (with ``env`` added to its environment) and wait until it
+    answers /healthz."""
     port = port or free_port()
     exe = Path(sys.executable).parent / "patchline"
     process = subprocess.Popen(
         [str(exe), "--home", str(home), "serve", "--port", str(port)],
-        env=server_env(home, database_url, port),
+        env={**server_env(home, database_url, port), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

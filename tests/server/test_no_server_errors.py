@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.server.conftest import RunningServer
@@ -28,4 +29,8 @@ def test_generated_requests_never_get_a_server_error(server: RunningServer) -> N
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:]
     assert " passed" in result.stdout
-    assert server.api().get("/api/audit/verify").json()["ok"] is True
+    verified = server.api().get("/api/audit/verify")
+    if verified.status_code == 429:  # the generated requests without a token count as
+        time.sleep(int(verified.headers["retry-after"]))  # failed sign-ins of this address
+        verified = server.api().get("/api/audit/verify")
+    assert verified.json()["ok"] is True

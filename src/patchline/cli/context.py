@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,3 +27,8 @@ class CliContext:
 
 
 pass_cli = click.make_pass_decorator(CliContext)
+
+
+def cli_actor() -> str:
+    """Who is running the command, as the audit chain names them."""
+    return f"cli:{getpass.getuser()}"

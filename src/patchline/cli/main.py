@@ -15,6 +15,7 @@ from patchline.cli.bundle import bundle
 from patchline.cli.context import CliContext
 from patchline.cli.continuity import continuity
 from patchline.cli.demo import demo
+from patchline.cli.devices import device
 from patchline.cli.keys import key
 from patchline.cli.mirror import mirror
 from patchline.cli.models import model
@@ -55,6 +56,7 @@ for command in (
     serve,
     director,
     token,
+    device,
     mirror,
     bundle,
     continuity,

@@ -1,4 +1,4 @@
-"""``patchline release add|list|restrict``."""
+"""``patchline release add|list|restrict|yank``."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import click
 from rich.progress import TaskID
 from rich.table import Table
 
-from patchline.cli.context import CliContext, pass_cli
+from patchline.cli.context import CliContext, cli_actor, pass_cli
 from patchline.cli.database import database_option, open_database
 from patchline.cli.output import iso_utc, json_option, print_json
 from patchline.cli.progress import byte_progress
+from patchline.clock import SystemClock
 from patchline.errors import PolicyError
 from patchline.policy import Amendment, Rule
 from patchline.policy.authorise import authorise_with, restrict_to_rules
 from patchline.policy.catalog import load_catalog
+from patchline.policy.yank import find_release, yank
 from patchline.repository import (
     PublishedRelease,
     ReleaseRequest,
@@ -25,6 +27,7 @@ from patchline.repository import (
     add_release,
     releases_of,
 )
+from patchline.repository.lapse import lapse_release
 from patchline.wire.release import (
     Eligibility,
     UpdateClass,
@@ -227,3 +230,37 @@ def _release_json(item: PublishedRelease) -> dict[str, Any]:
         "eligibility": info.eligibility.to_json(),
         "notes": info.notes,
     }
+
+
+@release.command("yank")
+@click.argument("model")
+@click.argument("build")
+@click.option("--reason", required=True, help="Why (kept in the audit chain).")
+@click.option(
+    "--no-lapse",
+    is_flag=True,
+    help="Only stop the server offering it; leave its signed eligibility as it is.",
+)
+@database_option
+@pass_cli
+def yank_command(
+    cli: CliContext, model: str, build: str, reason: str, no_lapse: bool, database_url: str | None
+) -> None:
+    """Withdraw build BUILD of MODEL: the server stops offering it at once (devices already
+    on it keep it), and its signed eligibility is re-signed valid until today, so agents
+    refuse it from mirrors and SD cards made from now on."""
+    now = SystemClock().now()
+    with (
+        open_database(cli, database_url, "yank the release", PolicyError) as db,
+        db.transaction() as session,
+    ):
+        row = find_release(session, model, build)
+        target = row.target_path
+        yank(session, row.id, reason, cli_actor(), now)
+        # Signed inside the transaction: when signing fails, the yank is not stored.
+        lapsed = [] if no_lapse else lapse_release(cli.open_repository(), model, build, now.date())
+    cli.console.print(f"Yanked {target}: no device is offered it from now on.")
+    for item in lapsed:
+        cli.console.print(
+            f"Re-signed {item.target_path}: {_limits(item.before)} -> {_limits(item.after)}"
+        )

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import click
 import uvicorn
+from rich.table import Table
 
-from patchline.cli.context import CliContext, pass_cli
+from patchline.cli.context import CliContext, cli_actor, pass_cli
+from patchline.clock import SystemClock
 from patchline.policy.director_identity import create_director, director_root_path
 from patchline.server.app import create_app
-from patchline.server.auth import Role, create_token, revoke_token
+from patchline.server.auth import Role, create_token, list_tokens, revoke_token
 from patchline.server.config import ServerSettings
 from patchline.store.db import Database
 from patchline.store.migrate import upgrade
@@ -94,23 +96,37 @@ def _database(cli: CliContext) -> Database:
 def token_create(cli: CliContext, name: str, role: str) -> None:
     """Create a token NAME with ROLE; it is printed once."""
     db = _database(cli)
-    from patchline.clock import SystemClock
-
     with db.transaction() as session:
         value = create_token(session, name, Role(role), SystemClock().now())
     db.dispose()
     click.echo(value)
 
 
+@token.command("list")
+@pass_cli
+def token_list(cli: CliContext) -> None:
+    """List tokens: name, role, created, revoked (never the secret)."""
+    db = _database(cli)
+    with db.transaction() as session:
+        tokens = list_tokens(session)
+    db.dispose()
+    table = Table()
+    for column in ("name", "role", "created", "revoked"):
+        table.add_column(column)
+    for item in tokens:
+        revoked = item.revoked_at.isoformat(timespec="seconds") if item.revoked_at else "-"
+        table.add_row(item.name, item.role, item.created_at.isoformat(timespec="seconds"), revoked)
+    cli.console.print(table)
+
+
 @token.command("revoke")
 @click.argument("name")
+@click.option("--reason", default="", help="Why (kept in the audit chain).")
 @pass_cli
-def token_revoke(cli: CliContext, name: str) -> None:
-    """Revoke token NAME."""
+def token_revoke(cli: CliContext, name: str, reason: str) -> None:
+    """Revoke token NAME: every server process refuses it from now on."""
     db = _database(cli)
-    from patchline.clock import SystemClock
-
     with db.transaction() as session:
-        revoke_token(session, name, SystemClock().now())
+        revoke_token(session, name, SystemClock().now(), cli_actor(), reason)
     db.dispose()
     cli.console.print(f"Revoked {name}.")

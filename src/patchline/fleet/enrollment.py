@@ -53,6 +53,11 @@ def enroll(session: Session, request: EnrollRequest, now: datetime) -> Enrollmen
                 f"serial {request.serial} of model {request.model} is enrolled with other hardware",
                 hint="check the serial; a replaced board must be re-registered by an admin",
             )
+        if existing.decommissioned_at is not None:
+            raise EnrollmentConflictError(
+                f"serial {request.serial} of model {request.model} was decommissioned",
+                hint="a decommissioned device cannot enroll again",
+            )
         existing.credential_hash = hash_secret(secret)
         existing.public_key = public_key
         return Enrollment(existing.id, secret, re_enrolled=True)

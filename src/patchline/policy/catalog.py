@@ -35,11 +35,11 @@ class Catalog:
 
 
 def load_catalog(session: Session) -> Catalog:
-    """Read every release, delta, rule and amendment into a Catalog."""
+    """Read every release not yanked (with its deltas), rule and amendment into a Catalog."""
     version = catalog_version(session)
     deltas: dict[str, list[DeltaFacts]] = defaultdict(list)
     fulls: list[Release] = []
-    for row in session.scalars(select(Release)):
+    for row in session.scalars(select(Release).where(Release.yanked_at.is_(None))):
         if row.kind == "delta" and row.full_target and row.source_build and row.source_sha256:
             deltas[row.full_target].append(
                 DeltaFacts(

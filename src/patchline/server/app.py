@@ -19,12 +19,15 @@ from patchline.policy.director_identity import director_signer, load_director_ro
 from patchline.repository.layout import RepositoryLayout
 from patchline.repository.passphrases import PassphraseSource
 from patchline.repository.publisher import Repository
+from patchline.server.api_guard import ApiGuard
 from patchline.server.asgi_io import Receive, Scope, Send
 from patchline.server.config import ServerSettings
 from patchline.server.device_api import DeviceApi
 from patchline.server.devices_cache import DeviceLoader
+from patchline.server.docs_ui import add_docs
 from patchline.server.http_errors import status_for
 from patchline.server.management_api import router
+from patchline.server.operations_api import router as operations_router
 from patchline.server.runtime import Runtime
 from patchline.server.writer import BatchWriter
 from patchline.store.db import Database
@@ -60,17 +63,22 @@ def build_runtime(
 
 
 class PatchlineApp:
-    """ASGI entry: ``/v1/*`` goes to the device API, everything else to FastAPI."""
+    """ASGI entry: ``/v1/*`` goes to the device API, ``/api/*`` through the guard (sign-in,
+    rate limits, body size) to FastAPI, everything else to FastAPI directly."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.devices = DeviceApi(runtime)
         self.management = _management_app(runtime)
+        self.guarded = ApiGuard(self.management, runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch one ASGI event."""
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             await self.devices(scope, receive, send)
+            return
+        if scope["type"] == "http" and (scope["path"] + "/").startswith("/api/"):
+            await self.guarded(scope, receive, send)
             return
         await self.management(scope, receive, send)
 
@@ -89,9 +97,13 @@ def _management_app(rt: Runtime) -> FastAPI:
         version=__version__,
         description="Management API of the Patchline update server. Device API: /v1.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    add_docs(app)
     app.state.runtime = rt
     app.include_router(router)
+    app.include_router(operations_router)
 
     @app.exception_handler(PatchlineError)
     async def patchline_error(_request: Request, exc: PatchlineError) -> JSONResponse:

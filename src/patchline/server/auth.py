@@ -5,12 +5,15 @@ from __future__ import annotations
 import enum
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from patchline.errors import UsageError
+from patchline.errors import AlreadyWithdrawnError, NotFoundError, UsageError
+from patchline.policy.audit import AuditRecord, append
 from patchline.store.models import ApiToken
 
 
@@ -57,12 +60,49 @@ def create_token(session: Session, name: str, role: Role, now: datetime) -> str:
     return token
 
 
-def revoke_token(session: Session, name: str, now: datetime) -> None:
-    """Revoke a token by name."""
+@dataclass(frozen=True)
+class TokenInfo:
+    """What may be shown about a token: never its secret nor its hash."""
+
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The token as JSON values."""
+        return {
+            "name": self.name,
+            "role": self.role,
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+def list_tokens(session: Session) -> list[TokenInfo]:
+    """Every token, revoked ones too, oldest first."""
+    return [
+        TokenInfo(row.name, row.role, row.created_at, row.revoked_at)
+        for row in session.scalars(select(ApiToken).order_by(ApiToken.id))
+    ]
+
+
+def revoke_token(session: Session, name: str, now: datetime, actor: str, reason: str = "") -> None:
+    """Revoke a token by name and record who did and why in the audit chain; every
+    process refuses it from the end of this transaction on (tokens are not cached).
+
+    Raises NotFoundError for no such token, AlreadyWithdrawnError when already revoked.
+    """
     row = session.scalars(select(ApiToken).where(ApiToken.name == name)).first()
     if row is None:
-        raise UsageError(f"no token named {name!r}")
+        raise NotFoundError(f"no token named {name!r}", hint="patchline token list")
+    if row.revoked_at is not None:
+        raise AlreadyWithdrawnError(f"token {name!r} was revoked on {row.revoked_at.isoformat()}")
     row.revoked_at = now
+    append(
+        session,
+        [AuditRecord(now, "token-revoke", actor, name, {"role": row.role, "reason": reason})],
+    )
 
 
 def role_of(session: Session, token: str) -> tuple[str, Role] | None:

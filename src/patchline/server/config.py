@@ -43,6 +43,16 @@ class ServerSettings:
     #: A credential that does not match the cached one is checked against the database
     #: again (a re-enrollment through another process) at most this often per device.
     credential_recheck_seconds: float = 10.0
+    #: Largest management API request body (``PATCHLINE_API_MAX_BODY_BYTES``) and
+    #: image upload (``PATCHLINE_API_MAX_UPLOAD_BYTES``, POST /api/releases).
+    api_max_body_bytes: int = 1 << 20
+    api_max_upload_bytes: int = 8 << 30
+    #: Management API rate limits, per process (``PATCHLINE_API_REQUESTS_PER_MINUTE_PER_
+    #: TOKEN``, ``..._PER_ADDRESS``), and failed sign-ins an address may make a minute
+    #: before it gets 429 (``PATCHLINE_API_FAILED_SIGNINS_PER_MINUTE``).
+    api_requests_per_minute_per_token: int = 1200
+    api_requests_per_minute_per_address: int = 3000
+    api_failed_signins_per_minute: int = 10
 
     @classmethod
     def from_env(
@@ -69,4 +79,34 @@ class ServerSettings:
             mirrors=mirrors,
             serve_repository=serve_repository,
             credential_recheck_seconds=float(env.get("PATCHLINE_CREDENTIAL_RECHECK_SECONDS", "10")),
+            api_max_body_bytes=_count(env, "PATCHLINE_API_MAX_BODY_BYTES", cls.api_max_body_bytes),
+            api_max_upload_bytes=_count(
+                env, "PATCHLINE_API_MAX_UPLOAD_BYTES", cls.api_max_upload_bytes
+            ),
+            api_requests_per_minute_per_token=_count(
+                env,
+                "PATCHLINE_API_REQUESTS_PER_MINUTE_PER_TOKEN",
+                cls.api_requests_per_minute_per_token,
+            ),
+            api_requests_per_minute_per_address=_count(
+                env,
+                "PATCHLINE_API_REQUESTS_PER_MINUTE_PER_ADDRESS",
+                cls.api_requests_per_minute_per_address,
+            ),
+            api_failed_signins_per_minute=_count(
+                env, "PATCHLINE_API_FAILED_SIGNINS_PER_MINUTE", cls.api_failed_signins_per_minute
+            ),
         )
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1")
+    return value

@@ -96,6 +96,23 @@ class DeviceApi:
         except msgspec.DecodeError as exc:
             await send_error(send, 400, f"malformed JSON: {exc}")
 
+    async def _signed_in(self, scope: Scope, send: Send) -> DeviceEntry | None:
+        """The device whose credential the request carries; else None, 401 sent (saying
+        so when the device was decommissioned)."""
+        entry = await self._device(scope)
+        if entry is None:
+            await send_error(send, 401, _BAD_CREDENTIAL, "enroll again if the device was reset")
+            return None
+        if entry.device_id in self.rt.decommissioned:
+            await send_error(
+                send,
+                401,
+                f"device {entry.device_id} was decommissioned",
+                "ask the fleet's operators; a decommissioned device is offered nothing",
+            )
+            return None
+        return entry
+
     async def _device(self, scope: Scope) -> DeviceEntry | None:
         raw = header(scope, b"authorization")
         parsed = split_credential(raw) if raw else None
@@ -120,9 +137,8 @@ class DeviceApi:
 
     async def check_in(self, scope: Scope, body: bytes, send: Send) -> None:
         """Answer a check-in with the device's signed decision."""
-        entry = await self._device(scope)
+        entry = await self._signed_in(scope, send)
         if entry is None:
-            await send_error(send, 401, _BAD_CREDENTIAL, "enroll again if the device was reset")
             return
         checkin = _CHECK_IN.decode(body)
         try:
@@ -201,9 +217,8 @@ class DeviceApi:
 
     async def reports(self, scope: Scope, body: bytes, send: Send) -> None:
         """Store install reports; acknowledge only once they are durable."""
-        entry = await self._device(scope)
+        entry = await self._signed_in(scope, send)
         if entry is None:
-            await send_error(send, 401, _BAD_CREDENTIAL)
             return
         batch = _REPORTS.decode(body)
         loop = asyncio.get_running_loop()
@@ -228,9 +243,8 @@ class DeviceApi:
         key, and record them as install reports (source ``bundle ID``, audit kind
         ``receipt``); 422 and nothing stored when any receipt is not this device's, is
         not signed by the key it enrolled with, or the device has no key."""
-        entry = await self._device(scope)
+        entry = await self._signed_in(scope, send)
         if entry is None:
-            await send_error(send, 401, _BAD_CREDENTIAL)
             return
         batch = _RECEIPTS.decode(body)
         loop = asyncio.get_running_loop()

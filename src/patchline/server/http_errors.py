@@ -14,6 +14,8 @@ _STATUS: list[tuple[type[errors.PatchlineError], int]] = [
     (errors.RepositoryBusyError, 503),
     (errors.PassphraseError, 503),
     (errors.SigningError, 503),
+    (errors.NotFoundError, 404),
+    (errors.AlreadyWithdrawnError, 409),
     (errors.UsageError, 422),
     (errors.RepositoryNotFoundError, 404),
 ]

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
@@ -24,7 +25,8 @@ from patchline.policy.releases_sync import bump_catalog
 from patchline.policy.rules import Amendment, Rule, rule_history
 from patchline.repository.publisher import Repository
 from patchline.repository.releases import ReleaseRequest, add_release
-from patchline.server.auth import GRANTS, Permission, Role, role_of
+from patchline.server.api_guard import CALLER_KEY
+from patchline.server.auth import GRANTS, Permission, Role
 from patchline.server.runtime import Runtime
 from patchline.store.models import Device, InstallReport, Policy, PolicyAmendment, Release
 from patchline.wire.device_api import Network
@@ -44,23 +46,24 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A management API token (`patchline token create NAME --role ROLE`).",
+)
+
+
 def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Caller]]:
-    """A dependency that admits tokens whose role grants ``permission``."""
+    """A dependency that admits tokens whose role grants ``permission`` (the token was
+    checked by ``patchline.server.api_guard`` before the request got here)."""
 
-    async def check(request: Request) -> Caller:
-        raw = request.headers.get("authorization", "")
-        scheme, _, token = raw.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise HTTPException(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
-        rt = runtime(request)
-
-        def lookup() -> Caller | None:
-            with rt.db.transaction() as session:
-                return role_of(session, token.strip())
-
-        caller = await asyncio.get_running_loop().run_in_executor(None, lookup)
+    async def check(
+        request: Request,
+        _shown_in_openapi: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> Caller:
+        caller: Caller | None = request.scope.get(CALLER_KEY)
         if caller is None:
-            raise HTTPException(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
         if permission not in GRANTS[caller[1]]:
             raise HTTPException(
                 403, f"role {caller[1].value} may not do this (needs {permission.value})"
@@ -86,7 +89,8 @@ async def in_thread(fn: Callable[[], Any]) -> Any:
 # --- releases -----------------------------------------------------------------------
 
 
-def _release_json(row: Release) -> dict[str, Any]:
+def release_json(row: Release) -> dict[str, Any]:
+    """A release row as the API shows it."""
     return {
         "id": row.id,
         "target_path": row.target_path,
@@ -102,6 +106,8 @@ def _release_json(row: Release) -> dict[str, Any]:
         "min_battery_percent": row.min_battery_percent,
         "allowed_networks": row.allowed_networks,
         "published_at": row.published_at,
+        "yanked_at": row.yanked_at,
+        "yank_reason": row.yank_reason,
     }
 
 
@@ -117,7 +123,7 @@ async def list_releases(
             stmt = select(Release).order_by(Release.id.desc())
             if model:
                 stmt = stmt.where(Release.model == model)
-            return [_release_json(r) for r in session.scalars(stmt)]
+            return [release_json(r) for r in session.scalars(stmt)]
 
     result: list[dict[str, Any]] = await in_thread(query)
     return result
@@ -239,7 +245,7 @@ async def change_offer(
             if settings.allowed_networks is not None:
                 row.allowed_networks = [n.value for n in settings.allowed_networks]
             bump_catalog(session)
-            return _release_json(row)
+            return release_json(row)
 
     result: dict[str, Any] | None = await in_thread(change)
     if result is None:
@@ -262,7 +268,8 @@ async def change_offer(
 # --- devices ------------------------------------------------------------------------
 
 
-def _device_json(row: Device) -> dict[str, Any]:
+def device_json(row: Device) -> dict[str, Any]:
+    """A device row as the API shows it."""
     return {
         "id": row.id,
         "model": row.model,
@@ -277,6 +284,8 @@ def _device_json(row: Device) -> dict[str, Any]:
         "assigned_build": row.assigned_build,
         "install_state": row.install_state,
         "install_state_at": row.install_state_at,
+        "decommissioned_at": row.decommissioned_at,
+        "decommission_reason": row.decommission_reason,
     }
 
 
@@ -288,10 +297,12 @@ async def list_devices(
     region: str | None = None,
     build: str | None = None,
     install_state: str | None = None,
+    decommissioned: bool | None = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """Devices matching the filters, a page at a time, ordered by id."""
+    """Devices matching the filters (``decommissioned``: only those taken out of service,
+    or with false only those in service), a page at a time, ordered by id."""
     rt = runtime(request)
 
     def query() -> dict[str, Any]:
@@ -304,6 +315,9 @@ async def list_devices(
         ):
             if value is not None:
                 stmt = stmt.where(column == value)
+        if decommissioned is not None:
+            taken = Device.decommissioned_at.is_not(None)
+            stmt = stmt.where(taken if decommissioned else Device.decommissioned_at.is_(None))
         with rt.db.transaction() as session:
             total = session.scalar(select(func.count()).select_from(stmt.subquery()))
             rows = session.scalars(
@@ -313,7 +327,7 @@ async def list_devices(
                 "total": total,
                 "page": page,
                 "page_size": page_size,
-                "devices": [_device_json(r) for r in rows],
+                "devices": [device_json(r) for r in rows],
             }
 
     result: dict[str, Any] = await in_thread(query)
@@ -355,7 +369,7 @@ async def get_device(request: Request, device_id: str, _caller: Reader) -> dict[
                 }
                 for r in reports
             ]
-        return {**_device_json(row), "reports": history}
+        return {**device_json(row), "reports": history}
 
     result: dict[str, Any] = await in_thread(query)
     return result

@@ -29,6 +29,18 @@ class Metrics:
         self.writer_failures = Gauge(
             "patchline_writer_failures", "Batches the database refused", registry=self.registry
         )
+        self.failed_signins = Counter(
+            "patchline_api_failed_signins",
+            "Management API requests refused for a missing, unknown or revoked token",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "patchline_api_rate_limited",
+            "Management API requests refused with 429, by the limit they hit",
+            ["limit"],
+            registry=self.registry,
+        )
         self._checkin_children: dict[str, Any] = {}
         self.catalog_version = Gauge(
             "patchline_catalog_version", "Catalog version in use", registry=self.registry

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 
 from patchline.clock import Clock
+from patchline.fleet.decommission import decommissioned_ids
 from patchline.policy.audit import AuditRecord
 from patchline.policy.catalog import load_catalog
 from patchline.policy.director import Director
@@ -34,6 +35,8 @@ class Runtime:
     writer: BatchWriter
     devices: DeviceLoader
     metrics: Metrics = field(default_factory=Metrics)
+    #: Devices taken out of service, read with the catalog (a decommission bumps it).
+    decommissioned: frozenset[str] = frozenset()
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -58,6 +61,7 @@ class Runtime:
             if version == self.director.catalog.version:
                 return False
             catalog = load_catalog(session)
+            self.decommissioned = decommissioned_ids(session)
         self.director.use_catalog(catalog)
         self.metrics.catalog_version.set(catalog.version)
         return True

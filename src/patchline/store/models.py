@@ -65,6 +65,9 @@ class Device(Base):
     install_state: Mapped[str | None] = mapped_column(String(32), default=None)
     install_state_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
     last_decision: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Taken out of service: its credential no longer works and it is offered nothing.
+    decommissioned_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+    decommission_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class Release(Base):
@@ -92,6 +95,9 @@ class Release(Base):
     min_battery_percent: Mapped[int] = mapped_column(Integer, default=20)
     allowed_networks: Mapped[list[str]] = mapped_column(JSON, default=list)
     published_at: Mapped[datetime] = mapped_column(Stamp)
+    # Withdrawn: the director no longer offers it (devices already on it keep it).
+    yanked_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+    yank_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class Policy(Base):

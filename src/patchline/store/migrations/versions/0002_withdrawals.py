@@ -1,0 +1,36 @@
+"""decommissioned devices and yanked releases
+
+Revision ID: 0002_withdrawals
+Revises: 0001
+Create Date: 2026-12-01 10:00:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002_withdrawals"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("decommissioned_at", sa.DateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(sa.Column("decommission_reason", sa.Text(), nullable=True))
+    with op.batch_alter_table("releases", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("yanked_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("yank_reason", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("releases", schema=None) as batch_op:
+        batch_op.drop_column("yank_reason")
+        batch_op.drop_column("yanked_at")
+    with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.drop_column("decommission_reason")
+        batch_op.drop_column("decommissioned_at")
