@@ -53,6 +53,7 @@ __all__ = [
     "RuleVersion",
     "ScopeCheck",
     "amendments_of",
+    "last_setting",
     "precedence",
     "rule_history",
     "rule_on",
@@ -383,6 +384,22 @@ def rule_history(rule: Rule, amendments: Iterable[Amendment]) -> tuple[RuleVersi
             RuleVersion(amendment.effective_from, amendment.apply_to(versions[-1].rule), amendment)
         )
     return tuple(versions)
+
+
+def last_setting(
+    rule_id: str, amendments: Iterable[Amendment], day: date, fields: Iterable[str]
+) -> Amendment | None:
+    """Return the amendment of rule ``rule_id`` in effect on ``day`` that last set any of
+    ``fields`` (so the value in force on ``day`` is its), or None when the rule as first
+    written still decides them."""
+    wanted = set(fields)
+    found: Amendment | None = None
+    for amendment in amendments_of(rule_id, amendments):
+        if amendment.effective_from > day:
+            break
+        if wanted & set(amendment.changes):
+            found = amendment
+    return found
 
 
 def rule_on(rule: Rule, amendments: Iterable[Amendment], day: date) -> Rule:
