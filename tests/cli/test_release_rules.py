@@ -109,3 +109,24 @@ def test_without_the_servers_database_the_rules_cannot_be_read(
     assert "no server database at" in out
     assert not (home / "patchline.db").exists()
     assert "Traceback" not in out
+
+
+def test_as_of_and_resign_need_the_rules_and_change_nothing_without_them(
+    home: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = tree_digest(home / "public")
+    image = home.parent / "m1-1.1.img"
+    image.write_bytes(b"system image 1.1" * 100)
+    code, out = run(
+        capsys,
+        *("--home", str(home), "release", "add", str(image), "--model", "m1"),
+        *("--build", "1.1", "--security-patch-level", "2026-02-01", "--class", "security"),
+        *("--as-of", "2018-07-10"),
+    )
+    assert code == 2
+    assert "--as-of needs --under-rules" in out
+    code, out = run(capsys, "--home", str(home), "release", "resign")
+    assert code == 2
+    assert "release resign re-signs only under the delivery rules" in out
+    assert tree_digest(home / "public") == before

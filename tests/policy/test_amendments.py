@@ -116,6 +116,9 @@ def test_amendment_json_round_trips_with_changes_in_json_form() -> None:
         "changes": {"valid_until": "2018-08-15", "regions_excluded": ["KP"]},
         "note": "extended",
         "sequence": 7,
+        "recorded_at": None,
+        "backdated": False,
+        "reason": "",
     }
     assert Amendment.from_json(data) == amendment
 

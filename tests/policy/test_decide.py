@@ -87,8 +87,8 @@ def test_a_class_rule_skips_to_the_newest_release_of_an_allowed_class() -> None:
     assert decision.release is not None
     assert decision.release.build == "1.1"
     assert (
-        "build 1.2 (functional update) is not offered: no rule in force allows it"
-        in decision.reasons
+        "build 1.2 (functional update) is not offered: no rule in force allows it; rule sec "
+        "(priority 0) covers only security updates" in decision.reasons
     )
 
 

@@ -52,7 +52,8 @@ def test_each_candidate_shows_the_checks_that_decided_it() -> None:
     assert fenced["eligibility"] == {"passed": False, "refusals": ["region DE is not among US"]}
     assert functional["deciding_rule"] == "denial-2018"
     assert functional["refusal"] == (
-        "rule denial-2018 (priority 100) blocks all updates since 2018-04-15"
+        "rule denial-2018 (priority 100) blocks all updates since 2018-04-15; rule L-2018-07 "
+        "(priority 200), which would override it, covers only security updates"
     )
     roles = {rule["rule_id"]: rule["role"] for rule in functional["rules"]}
     assert roles == {"L-2018-07": "out-of-scope", "denial-2018": "decided"}

@@ -144,7 +144,7 @@ def test_roles_are_enforced_and_bad_bodies_refused(
     api = server.api()
     bad_rule = api.post("/api/policies", json={"id": "x", "effect": "maybe", "priority": 1})
     assert bad_rule.status_code == 422
-    assert "effect" in bad_rule.json()["detail"]
+    assert [e["loc"] for e in bad_rule.json()["detail"]] == [["body", "effect"]]
     missing = api.post(
         "/api/policies/none/amendments",
         json={"effective_from": "2026-01-01", "changes": {"priority": 3}},
@@ -152,9 +152,15 @@ def test_roles_are_enforced_and_bad_bodies_refused(
     assert missing.status_code == 404
     breaking = api.post(
         "/api/policies/normal/amendments",
-        json={"effective_from": "2026-02-01", "changes": {"valid_until": "2025-12-01"}},
+        json={
+            "effective_from": "2026-02-01",
+            "changes": {"valid_until": "2025-12-01"},
+            "backdated": True,
+            "reason": "a correction",
+        },
     )
     assert breaking.status_code == 422
+    assert "leaves it invalid" in breaking.json()["detail"]
     assert api.get("/api/policies").json()[0]["amendments"] == []
     assert api.get(f"/api/devices/{uuid.uuid4().hex}").status_code == 404
     assert api.get("/api/devices?page=0").status_code == 422

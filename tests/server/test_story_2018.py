@@ -92,16 +92,32 @@ def test_the_2018_story(server: RunningServer) -> None:
     assert after["action"] == "none"
     assert any("L-2018-07 lapsed on 2018-08-01" in r for r in after["reasons"])
 
-    # The licence is extended by an amendment; history is kept.
-    extension = api.post(
+    # The licence is extended by an amendment; history is kept. It is posted long after
+    # the day it takes effect, so it must say it is back-dated, and why.
+    extension = {
+        "effective_from": "2018-07-30",
+        "changes": {"valid_until": "2018-08-15"},
+        "note": "extended",
+    }
+    silent = api.post("/api/policies/L-2018-07/amendments", json=extension)
+    assert silent.status_code == 422
+    assert "is back-dated" in silent.json()["detail"]
+    assert '"backdated": true' in silent.json()["hint"]
+    assert api.get("/api/policies").json()[2]["amendments"] == []
+    assert what_if(server, old, "2018-08-10")["action"] == "none"
+
+    reason = "the licence was extended on 2018-07-30; entered from the paper file"
+    extended = api.post(
         "/api/policies/L-2018-07/amendments",
-        json={
-            "effective_from": "2018-07-30",
-            "changes": {"valid_until": "2018-08-15"},
-            "note": "extended",
-        },
+        json={**extension, "backdated": True, "reason": reason},
     )
-    assert extension.status_code == 201
-    assert len(extension.json()["amendments"]) == 1
+    assert extended.status_code == 201, extended.text
+    [amendment] = extended.json()["amendments"]
+    assert amendment["backdated"] is True
+    assert amendment["reason"] == reason
+    assert amendment["summary"].startswith("back-dated: effective 2018-07-30, recorded ")
+    label = f"amendment {amendment['id']} of 2018-07-30"
     assert what_if(server, old, "2018-08-10")["action"] == "install"
-    assert what_if(server, old, "2018-08-15")["action"] == "none"
+    lapsed = what_if(server, old, "2018-08-15")
+    assert lapsed["action"] == "none"
+    assert f"rule L-2018-07 lapsed on 2018-08-15 ({label})" in lapsed["reasons"]

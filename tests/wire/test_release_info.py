@@ -3,6 +3,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from patchline.wire.release import (
+    AmendmentRef,
     Eligibility,
     InvalidReleaseInfo,
     ReleaseInfo,
@@ -161,3 +162,21 @@ def test_intersecting_eligibility_that_leaves_no_region_gives_none() -> None:
         Eligibility(regions_excluded=("KP",))
     )
     assert both == Eligibility(regions_allowed=("DE",), regions_excluded=("KP",))
+
+
+def test_an_amendment_is_signed_only_when_named_and_read_back() -> None:
+    plain = Eligibility(valid_until=date(2018, 8, 1), rule="L-2018-07")
+    assert "amendment" not in plain.to_json()  # releases signed before keep their bytes
+    named = Eligibility(
+        valid_until=date(2018, 9, 1),
+        rule="L-2018-07",
+        amendment=AmendmentRef(id=2, effective_from=date(2018, 7, 20)),
+    )
+    assert named.to_json()["amendment"] == {"id": 2, "effective_from": "2018-07-20"}
+    assert Eligibility.from_json(named.to_json()) == named
+    assert named.change_from(plain) == "widened"
+    assert plain.change_from(named) == "narrowed"
+    with pytest.raises(InvalidReleaseInfo, match="must name its rule"):
+        Eligibility(amendment=AmendmentRef(id=2, effective_from=date(2018, 7, 20)))
+    with pytest.raises(InvalidReleaseInfo, match=r"amendment\.id"):
+        Eligibility.from_json({**named.to_json(), "amendment": {"id": "2"}})

@@ -1,8 +1,9 @@
-"""``patchline release add|list|restrict|yank``."""
+"""``patchline release add|list|restrict|resign|yank``."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,14 @@ from patchline.cli.database import database_option, open_database
 from patchline.cli.output import iso_utc, json_option, print_json
 from patchline.cli.progress import byte_progress
 from patchline.clock import SystemClock
-from patchline.errors import PolicyError
+from patchline.errors import PolicyError, UsageError
 from patchline.policy import Amendment, Rule
-from patchline.policy.authorise import authorise_with, restrict_to_rules
+from patchline.policy.authorise import authorise_with, resign_to_rules, restrict_to_rules
 from patchline.policy.catalog import load_catalog
 from patchline.policy.yank import find_release, yank
 from patchline.repository import (
     PublishedRelease,
     ReleaseRequest,
-    Repository,
     add_release,
     releases_of,
 )
@@ -67,6 +67,12 @@ def release() -> None:
     help="Sign it under the delivery rules in the server's database: refused unless a rule "
     "in force allows it, and the allowing rule's limits (and its name) signed into it.",
 )
+@click.option(
+    "--as-of",
+    metavar="YYYY-MM-DD",
+    help="With --under-rules: the rules as in force on this day (default: today), for "
+    "replays and audits.",
+)
 @database_option
 @pass_cli
 def add_command(
@@ -84,9 +90,11 @@ def add_command(
     valid_until: str | None,
     allow_downgrade: bool,
     under_rules: bool,
+    as_of: str | None,
     database_url: str | None,
 ) -> None:
     """Publish IMAGE as build BUILD of MODEL, signed, with its eligibility."""
+    day = _as_of(as_of, under_rules)
     repo = cli.open_repository()
     request = ReleaseRequest(
         image=image,
@@ -107,7 +115,7 @@ def add_command(
         allow_downgrade=allow_downgrade,
     )
     if under_rules:
-        request = _under_rules(cli, repo, request, database_url)
+        request = _under_rules(cli, request, database_url, day or repo.clock.now().date())
     with byte_progress(cli.console) as bar:
         tasks: dict[str, TaskID] = {}
 
@@ -130,8 +138,18 @@ def add_command(
         )
 
 
+def _as_of(value: str | None, under_rules: bool) -> date | None:
+    if value is None:
+        return None
+    if not under_rules:
+        raise UsageError(
+            "--as-of needs --under-rules", hint="it names the day whose rules sign the release"
+        )
+    return parse_date("as-of", value)
+
+
 def _under_rules(
-    cli: CliContext, repo: Repository, request: ReleaseRequest, database_url: str | None
+    cli: CliContext, request: ReleaseRequest, database_url: str | None, day: date
 ) -> ReleaseRequest:
     rules, amendments = _rules(cli, database_url)
     granted = authorise_with(
@@ -140,7 +158,7 @@ def _under_rules(
         update_class=request.update_class,
         rules=rules,
         amendments=amendments,
-        day=repo.clock.now().date(),
+        day=day,
     )
     for reason in granted.reasons:
         cli.console.print(f"Signed under: {reason}")
@@ -178,6 +196,52 @@ def restrict_command(cli: CliContext, database_url: str | None) -> None:
         )
 
 
+@release.command("resign")
+@click.option(
+    "--under-rules",
+    is_flag=True,
+    help="Required: re-sign under the delivery rules in the server's database.",
+)
+@click.option(
+    "--as-of",
+    metavar="YYYY-MM-DD",
+    help="The rules as in force on this day (default: today), for replays and audits.",
+)
+@database_option
+@pass_cli
+def resign_command(
+    cli: CliContext, under_rules: bool, as_of: str | None, database_url: str | None
+) -> None:
+    """Re-sign published releases to what the delivery rules in force allow: narrower
+    where they allow less (as restrict does), and wider where an amendment of the rule a
+    release was signed under extends a date limit it took from that rule (a licence
+    extended), naming the amendment. Never wider than the rules allow; a limit the
+    publisher chose, regions and releases signed without a rule are never widened.
+
+    Sync the server (POST /api/releases/sync) so the director's copy follows; its audit
+    entry says widened or narrowed, and by which amendment.
+    """
+    if not under_rules:
+        raise UsageError(
+            "release resign re-signs only under the delivery rules",
+            hint="say --under-rules (and --as-of DATE to sign as of another day)",
+        )
+    day = _as_of(as_of, under_rules)
+    repo = cli.open_repository()
+    rules, amendments = _rules(cli, database_url)
+    day = day or repo.clock.now().date()
+    changed = resign_to_rules(repo, rules=rules, amendments=amendments, day=day)
+    if not changed:
+        cli.console.print(f"Every release is as the rules in force on {day} allow.")
+    for item in changed:
+        how = item.after.change_from(item.before)
+        under = f" under {item.after.amendment.label}" if item.after.amendment else ""
+        cli.console.print(
+            f"Re-signed {item.target_path} ({how}{under}): "
+            f"{_limits(item.before)} -> {_limits(item.after)}"
+        )
+
+
 def _limits(rules: Eligibility) -> str:
     limits = [
         f"only {','.join(rules.regions_allowed)}" if rules.regions_allowed else "",
@@ -185,6 +249,7 @@ def _limits(rules: Eligibility) -> str:
         f"deployed < {rules.deployed_before}" if rules.deployed_before else "",
         f"until {rules.valid_until}" if rules.valid_until else "",
         f"rule {rules.rule}" if rules.rule else "",
+        rules.amendment.label if rules.amendment else "",
     ]
     return "; ".join(x for x in limits if x) or "all"
 

@@ -17,7 +17,7 @@ the release be signed at all:
   release's; ``valid_until`` is also cut at the start of any higher-priority block
   already on the books (a ban announced for next week ends the release's validity);
 - the eligibility names the allowing rule, so every offline install can say which rule
-  allowed it.
+  allowed it, and the amendment of that rule that last set a signed limit, if any.
 
 The signed eligibility therefore never allows a device the director would refuse on the
 signing day; it may allow fewer (a lower-priority rule that would also have allowed
@@ -27,7 +27,15 @@ Rules change after a release is signed (a ban, a licence that narrows). Mirrors 
 cards keep serving what was signed, so ``eligibility_under_rules`` gives what an
 already signed release may keep: its own eligibility narrowed to what the rules now
 allow, or lapsed on the day they allow it to nobody; the repository re-signs releases
-with it (``patchline.repository.restrict``). Rules never widen a signed release.
+with it (``patchline.repository.restrict``). Rules alone never widen a signed release.
+
+An amendment can: a licence extended after a release was signed under it.
+``eligibility_resigned`` also lifts a date limit (``valid_until``, ``deployed_before``)
+the release took from its rule when an amendment of that same rule, in effect on the
+signing day, now sets it later; the result is still within what the rules allow, and
+names the amendment. Nothing else widens: a limit the publisher chose (one no version of
+the rule ever had), regions, a release signed without a rule, or a widening with no
+amendment behind it.
 """
 
 from __future__ import annotations
@@ -38,10 +46,24 @@ from dataclasses import dataclass
 from datetime import date
 
 from patchline.errors import NotAuthorisedError
-from patchline.policy.rules import Amendment, Effect, Rule, RuleStatus, precedence, rule_on
+from patchline.policy.rules import (
+    Amendment,
+    Effect,
+    Rule,
+    RuleStatus,
+    last_setting,
+    precedence,
+    rule_history,
+    rule_on,
+)
 from patchline.repository.publisher import Repository
 from patchline.repository.restrict import Restricted, restrict_releases
-from patchline.wire.release import Eligibility, ReleaseInfo, UpdateClass
+from patchline.wire.release import AmendmentRef, Eligibility, ReleaseInfo, UpdateClass
+
+#: The rule fields a signed eligibility takes from the allowing rule.
+SIGNED_FIELDS = ("regions_allowed", "regions_excluded", "deployed_before", "valid_until")
+#: The limits a re-signing may lift when an amendment of the rule moved them later.
+WIDENABLE = ("deployed_before", "valid_until")
 
 
 @dataclass(frozen=True)
@@ -52,6 +74,14 @@ class Authorisation:
     eligibility: Eligibility
     #: Why, in sentences: the allowing rule and every rule that narrowed it.
     reasons: tuple[str, ...]
+    #: The amendment of ``rule`` that last set a signed limit, if any (also named in
+    #: ``eligibility``).
+    amendment: Amendment | None = None
+
+
+def amendment_ref(amendment: Amendment) -> AmendmentRef:
+    """The signed name of an amendment: its store number and effective date."""
+    return AmendmentRef(id=amendment.sequence, effective_from=amendment.effective_from)
 
 
 def authorise_release(
@@ -91,7 +121,16 @@ def authorise_release(
             excluded |= rule.regions_allowed
             narrowed.append(f"narrowed by {rule.describe()}")
             continue
-        return _allowed_by(rule, excluded, covering, day, narrowed, what)
+        granted = _allowed_by(rule, excluded, covering, day, narrowed, what)
+        behind = last_setting(rule.id, known, day, SIGNED_FIELDS)
+        if behind is None:
+            return granted
+        return dataclasses.replace(
+            granted,
+            eligibility=dataclasses.replace(granted.eligibility, amendment=amendment_ref(behind)),
+            reasons=(*granted.reasons, f"as set by {amendment_ref(behind).label}"),
+            amendment=behind,
+        )
     raise NotAuthorisedError(
         f"not signed: no rule in force on {day.isoformat()} allows {what}",
         hint="add or amend a rule that allows it, then sign the release",
@@ -122,7 +161,10 @@ def authorise_with(
             f"not signed: the regions given and rule {granted.rule.id} leave no region"
         )
     return dataclasses.replace(
-        granted, eligibility=dataclasses.replace(merged, rule=granted.rule.id)
+        granted,
+        eligibility=dataclasses.replace(
+            merged, rule=granted.rule.id, amendment=granted.eligibility.amendment
+        ),
     )
 
 
@@ -148,6 +190,77 @@ def eligibility_under_rules(
         return lapsed
     narrowed = own.intersect(granted.eligibility)
     return lapsed if narrowed is None else narrowed
+
+
+def eligibility_resigned(
+    info: ReleaseInfo, *, rules: Iterable[Rule], amendments: Iterable[Amendment] = (), day: date
+) -> Eligibility:
+    """The eligibility a signed release may be re-signed with on ``day`` under ``rules``:
+    narrowed as ``eligibility_under_rules`` narrows it, and widened where an amendment of
+    the rule it was signed under, in effect on ``day``, moved a date limit the release took
+    from that rule later. A widened eligibility names that amendment; it never admits a
+    device or a day the rules in force on ``day`` refuse."""
+    rule_list, known = list(rules), list(amendments)
+    narrowed = eligibility_under_rules(info, rules=rule_list, amendments=known, day=day)
+    own = info.eligibility
+    original = next((r for r in rule_list if r.id == own.rule), None)
+    if original is None:
+        return narrowed  # signed without a rule, or under one that is gone: never widened
+    try:
+        granted = authorise_release(
+            model=info.model,
+            update_class=info.update_class,
+            rules=rule_list,
+            amendments=known,
+            day=day,
+        )
+    except NotAuthorisedError:
+        return narrowed
+    if granted.rule.id != own.rule:
+        return narrowed
+    versions = [v.rule for v in rule_history(original, known)]
+    lifted = own
+    behind: list[Amendment] = []
+    for name in WIDENABLE:
+        signed, allowed = getattr(own, name), getattr(granted.eligibility, name)
+        from_rule = {getattr(v, name) for v in versions}
+        if signed is None or signed == allowed or signed not in from_rule:
+            continue  # no limit, no change, or a limit the rule never set: keep it
+        setter = last_setting(own.rule, known, day, [name])
+        if setter is None:
+            continue  # no amendment behind the difference: nothing to widen under
+        lifted = (
+            dataclasses.replace(lifted, valid_until=None)
+            if name == "valid_until"
+            else dataclasses.replace(lifted, deployed_before=None)
+        )
+        behind.append(setter)
+    if not behind:
+        return narrowed
+    widened = lifted.intersect(granted.eligibility)
+    if widened is None:
+        return narrowed
+    amendment = max(behind, key=lambda a: (a.effective_from, a.sequence))
+    return dataclasses.replace(widened, rule=own.rule, amendment=amendment_ref(amendment))
+
+
+def resign_to_rules(
+    repo: Repository,
+    *,
+    rules: Iterable[Rule],
+    amendments: Iterable[Amendment] = (),
+    day: date,
+) -> list[Restricted]:
+    """Re-sign every release of ``repo`` whose eligibility ``eligibility_resigned`` changes
+    on ``day`` (narrower or, under an amendment, wider), in one publish; return what
+    changed (nothing is published when nothing changes)."""
+    known_rules, known_amendments = list(rules), list(amendments)
+    return restrict_releases(
+        repo,
+        lambda info: eligibility_resigned(
+            info, rules=known_rules, amendments=known_amendments, day=day
+        ),
+    )
 
 
 def restrict_to_rules(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,10 +28,22 @@ class Catalog:
     releases: dict[str, tuple[ReleaseFacts, ...]] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     amendments: tuple[Amendment, ...] = ()
+    #: When each rule was first written (rule id -> instant), for ``known_on``.
+    rules_recorded: dict[str, datetime] = field(default_factory=dict)
 
     def releases_of(self, model: str) -> tuple[ReleaseFacts, ...]:
         """The full-image releases of one model (with their deltas)."""
         return self.releases.get(model, ())
+
+    def known_on(self, day: date | None) -> tuple[tuple[Rule, ...], tuple[Amendment, ...]]:
+        """The rules and amendments as they were known at the end of ``day``: those
+        recorded by then, whatever dates they take effect on (``None``: all known now)."""
+        if day is None:
+            return self.rules, self.amendments
+        recorded = self.rules_recorded
+        rules = tuple(r for r in self.rules if r.id not in recorded or recorded[r.id].date() <= day)
+        ids = {r.id for r in rules}
+        return rules, tuple(a for a in self.amendments if a.rule_id in ids and a.known_on(day))
 
 
 def load_catalog(session: Session) -> Catalog:
@@ -69,15 +81,10 @@ def load_catalog(session: Session) -> Catalog:
                 deltas=tuple(deltas.get(row.target_path, ())),
             )
         )
-    rules = tuple(Rule.from_json(p.body) for p in session.scalars(select(Policy)))
+    policies = list(session.scalars(select(Policy)))
+    rules = tuple(Rule.from_json(p.body) for p in policies)
     amendments = tuple(
-        Amendment(
-            rule_id=a.policy_id,
-            effective_from=a.effective_from,
-            changes=a.changes,
-            note=a.note,
-            sequence=a.id,
-        )
+        amendment_of(a)
         for a in session.scalars(select(PolicyAmendment).order_by(PolicyAmendment.id))
     )
     return Catalog(
@@ -85,4 +92,24 @@ def load_catalog(session: Session) -> Catalog:
         releases={model: tuple(items) for model, items in releases.items()},
         rules=rules,
         amendments=amendments,
+        rules_recorded={p.id: aware(p.created_at) for p in policies},
     )
+
+
+def amendment_of(row: PolicyAmendment) -> Amendment:
+    """The amendment a stored row holds, with its number and both of its times."""
+    return Amendment(
+        rule_id=row.policy_id,
+        effective_from=row.effective_from,
+        changes=row.changes,
+        note=row.note,
+        sequence=row.id,
+        recorded_at=aware(row.recorded_at),
+        backdated=row.backdated,
+        reason=row.reason,
+    )
+
+
+def aware(instant: datetime) -> datetime:
+    """A stored instant as an aware UTC datetime (SQLite hands back naive UTC)."""
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 
 from patchline.policy.evaluate import Assessment, Evaluation, Role, evaluate
 from patchline.policy.facts import DeltaFacts, DeviceFacts, ReleaseFacts
-from patchline.policy.rules import Amendment, Effect, Rule, RuleStatus
+from patchline.policy.rules import Amendment, Effect, Rule, RuleStatus, status_sentence
 
 __all__ = [
     "Action",
@@ -157,7 +157,7 @@ def decision_from(device: DeviceFacts, evaluation: Evaluation, day: date) -> Dec
     reasons.extend(p.reason for p in evaluation.passed_over if p.newer)
     if offer is None:
         reasons.extend(_near_misses(looked_at))
-    reasons.extend(_not_in_force(looked_at, day))
+    reasons.extend(_not_in_force(looked_at, day, evaluation.amendments))
     rule_ids = sorted(
         {
             v.rule.id
@@ -245,7 +245,8 @@ def _near_misses(looked_at: list[Assessment]) -> list[str]:
         for verdict in assessment.verdicts:
             scope = verdict.scope
             if (
-                verdict.rule.effect is not Effect.ALLOW
+                verdict.rule.id in assessment.narrowing_rules  # said with the refusal
+                or verdict.rule.effect is not Effect.ALLOW
                 or verdict.role is not Role.OUT_OF_SCOPE
                 or verdict.status is not RuleStatus.IN_FORCE
                 or any(m.startswith("model ") for m in scope.release_mismatches)
@@ -285,9 +286,12 @@ def _releases_phrase(releases: list[ReleaseFacts]) -> tuple[str, str]:
     return "builds " + ", ".join(names[:-1]) + " and " + names[-1], "are"
 
 
-def _not_in_force(looked_at: list[Assessment], day: date) -> list[str]:
+def _not_in_force(
+    looked_at: list[Assessment], day: date, amendments: Iterable[Amendment]
+) -> list[str]:
+    known = list(amendments)
     return [
-        verdict.rule.status_sentence(day)
+        status_sentence(verdict.rule, known, day)
         for assessment in looked_at
         if assessment.eligible
         for verdict in assessment.verdicts

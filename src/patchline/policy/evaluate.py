@@ -17,12 +17,14 @@ from typing import Any
 
 from patchline.errors import InvalidRuleError
 from patchline.policy.facts import OFFLINE, DeviceFacts, ReleaseFacts
+from patchline.policy.rule_fields import class_names
 from patchline.policy.rules import (
     Amendment,
     Effect,
     Rule,
     RuleStatus,
     ScopeCheck,
+    last_setting,
     precedence,
     rule_on,
 )
@@ -116,6 +118,11 @@ class Assessment:
     deciding: RuleVerdict | None
     delivery: Delivery
     phone_checks: tuple[PhoneCheck, ...]
+    #: Allowing rules in force, of higher priority than the rule that refused, whose
+    #: narrower scope is what keeps this device or release out, as clauses.
+    narrowed_by: tuple[str, ...] = ()
+    #: The ids of those rules.
+    narrowing_rules: tuple[str, ...] = ()
 
     @property
     def eligible(self) -> bool:
@@ -143,9 +150,9 @@ class Assessment:
                 self.eligibility_refusals
             )
         if self.deciding is None:
-            return "no rule in force allows it"
+            return "; ".join(("no rule in force allows it", *self.narrowed_by))
         if self.deciding.rule.effect is Effect.BLOCK:
-            return self.deciding.rule.describe()
+            return "; ".join((self.deciding.rule.describe(), *self.narrowed_by))
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -194,6 +201,8 @@ class Evaluation:
     rules: tuple[Rule, ...]
     candidates: tuple[Assessment, ...]
     passed_over: tuple[PassedOver, ...]
+    #: The amendments the rules were read with (to name the one behind a date or scope).
+    amendments: tuple[Amendment, ...] = ()
 
     @property
     def offer(self) -> Assessment | None:
@@ -228,17 +237,22 @@ def evaluate(
     candidates, passed_over = _sort(device, releases)
     assessed: list[Assessment] = []
     for release in candidates:
-        assessment = assess(device, release, in_force, day)
+        assessment = assess(device, release, in_force, day, amendment_list)
         assessed.append(assessment)
         if stop_at_offer and assessment.allowed:
             break
-    return Evaluation(in_force, tuple(assessed), passed_over)
+    return Evaluation(in_force, tuple(assessed), passed_over, tuple(amendment_list))
 
 
 def assess(
-    device: DeviceFacts, release: ReleaseFacts, rules: Sequence[Rule], day: date
+    device: DeviceFacts,
+    release: ReleaseFacts,
+    rules: Sequence[Rule],
+    day: date,
+    amendments: Iterable[Amendment] = (),
 ) -> Assessment:
-    """Assess one candidate against ``rules`` (already as in force on ``day``)."""
+    """Assess one candidate against ``rules`` (already as in force on ``day``);
+    ``amendments`` only name the amendment behind a narrowing scope."""
     refusals = release.eligibility.refusals(
         region=device.region, deployed_on=device.deployed_on, today=day
     )
@@ -264,6 +278,7 @@ def assess(
     )
     deciding = next((v for v in verdicts if v.role is Role.DECIDED), None)
     delivery = choose_delivery(device, release)
+    narrowing = _narrowing(verdicts, deciding, day, list(amendments))
     return Assessment(
         release=release,
         eligibility_refusals=tuple(refusals),
@@ -271,7 +286,50 @@ def assess(
         deciding=deciding,
         delivery=delivery,
         phone_checks=phone_checks(device, release, delivery),
+        narrowed_by=tuple(clause for _, clause in narrowing),
+        narrowing_rules=tuple(rule_id for rule_id, _ in narrowing),
     )
+
+
+def _narrowing(
+    verdicts: Sequence[RuleVerdict],
+    deciding: RuleVerdict | None,
+    day: date,
+    amendments: list[Amendment],
+) -> list[tuple[str, str]]:
+    """When a block (or no rule) decides, the allowing rules in force that would have
+    overridden it but whose scope leaves this device or release out: a licence's
+    narrowing, not the ban, is then what keeps the build out. Rules for other models are
+    left out."""
+    if deciding is not None and deciding.rule.effect is not Effect.BLOCK:
+        return []
+    floor = deciding.rule.priority if deciding is not None else None
+    found: list[tuple[str, str]] = []
+    for verdict in verdicts:
+        rule, scope = verdict.rule, verdict.scope
+        if (
+            rule.effect is not Effect.ALLOW
+            or verdict.status is not RuleStatus.IN_FORCE
+            or scope.applies
+            or "models" in scope.fields
+            or (floor is not None and rule.priority <= floor)
+        ):
+            continue
+        overriding = ", which would override it," if deciding is not None else ""
+        about_device = scope.device_mismatches + scope.unknowns
+        if about_device:
+            # The same words for every release, so the decision groups them.
+            what = f"does not cover this device: {'; '.join(about_device)}"
+            fields = [f for f in scope.fields if f != "update_classes"]
+        else:
+            what = f"covers only {class_names(rule.update_classes)} updates"
+            fields = ["update_classes"]
+        clause = f"rule {rule.id} (priority {rule.priority}){overriding} {what}"
+        setter = last_setting(rule.id, amendments, day, fields) if fields else None
+        if setter is not None:
+            clause += f" (as narrowed by {setter.label})"
+        found.append((rule.id, clause))
+    return found
 
 
 def choose_delivery(device: DeviceFacts, release: ReleaseFacts) -> Delivery:

@@ -17,7 +17,7 @@ from typing import Any
 from patchline.policy.decide import Decision, decision_from
 from patchline.policy.evaluate import Assessment, PassedOver, evaluate
 from patchline.policy.facts import DeviceFacts, ReleaseFacts
-from patchline.policy.rules import Amendment, Rule, RuleStatus, amendments_of
+from patchline.policy.rules import Amendment, Rule, RuleStatus, amendments_of, status_sentence
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def explain(
             RuleState(
                 rule=current,
                 status=current.status_on(day),
-                status_sentence=current.status_sentence(day),
+                status_sentence=status_sentence(current, amendment_list, day),
                 applied=tuple(a for a in own if a.effective_from <= day),
                 pending=tuple(a for a in own if a.effective_from > day),
             )

@@ -3,7 +3,9 @@
 The repository's public tree is the truth about what is signed; the server keeps a
 row per target so the director and the management API can query them. Rows are added
 for new targets; a known release's row changes only when its signed eligibility was
-narrowed since (``patchline.repository.restrict``); offer settings are the server's.
+re-signed since (``patchline.repository.restrict``), and the audit entry says whether it
+was widened or narrowed and under which rule and amendment; offer settings are the
+server's.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from patchline.policy.audit import AuditRecord, append
 from patchline.repository.state import RepositoryState
 from patchline.store.models import CatalogVersion, Release
 from patchline.wire.device_api import Network
-from patchline.wire.release import DeltaTargetInfo, InvalidReleaseInfo, ReleaseInfo
+from patchline.wire.release import DeltaTargetInfo, Eligibility, InvalidReleaseInfo, ReleaseInfo
 
 DEFAULT_NETWORKS = [n.value for n in Network if n is not Network.OFFLINE]
 
@@ -95,6 +97,27 @@ def _rows_of(state: RepositoryState, now: datetime) -> Iterable[dict[str, Any]]:
                 continue  # not a Patchline target: nothing to offer
 
 
+def eligibility_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The audit payload for a release re-signed with new eligibility: both JSON forms,
+    how it changed ("widened", "narrowed", "changed", "unchanged"), the rule it is now
+    signed under and the amendment named, if any, with a sentence saying so."""
+    old, new = Eligibility.from_json(before or {}), Eligibility.from_json(after)
+    change = new.change_from(old)
+    sentence = f"eligibility {change}"
+    if new.rule:
+        sentence += f" under rule {new.rule}"
+    if new.amendment is not None:
+        sentence += f" ({new.amendment.label})"
+    return {
+        "before": before,
+        "after": after,
+        "change": change,
+        "rule": new.rule or None,
+        "amendment": new.amendment.to_json() if new.amendment is not None else None,
+        "summary": sentence,
+    }
+
+
 def sync_releases(session: Session, state: RepositoryState, now: datetime) -> list[str]:
     """Add a row for every signed target not yet known, and take the signed eligibility
     of known releases re-signed since; return the new and changed target paths.
@@ -126,7 +149,7 @@ def sync_releases(session: Session, state: RepositoryState, now: datetime) -> li
                 kind="release-eligibility",
                 actor="repository",
                 subject=path,
-                payload={"before": before, "after": resigned[path]["eligibility"]},
+                payload=eligibility_change(before, resigned[path]["eligibility"]),
             )
             for path, before in changed
         ],

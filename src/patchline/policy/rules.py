@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from patchline.errors import InvalidAmendmentError, InvalidRuleError
@@ -53,9 +53,12 @@ __all__ = [
     "RuleVersion",
     "ScopeCheck",
     "amendments_of",
+    "known_on",
+    "last_setting",
     "precedence",
     "rule_history",
     "rule_on",
+    "status_sentence",
 ]
 
 
@@ -78,6 +81,8 @@ class ScopeCheck:
     release_mismatches: tuple[str, ...] = ()
     #: Facts the rule limits but the device did not report ("deployment date unknown").
     unknowns: tuple[str, ...] = ()
+    #: The rule fields behind the mismatches ("update_classes", "deployed_before", ...).
+    fields: tuple[str, ...] = ()
 
     @property
     def mismatches(self) -> tuple[str, ...]:
@@ -189,20 +194,25 @@ class Rule:
         release: list[str] = []
         mismatches: list[str] = []
         unknowns: list[str] = []
+        fields: list[str] = []
         if self.models and model not in self.models:
             release.append(f"model {model} is not among {join_names(self.models)}")
+            fields.append("models")
         if self.update_classes and update_class not in self.update_classes:
             release.append(
                 f"update class {update_class.value} is not among {class_names(self.update_classes)}"
             )
+            fields.append("update_classes")
         code = region.upper() if region else None
         if self.regions_allowed or self.regions_excluded:
             if code is None:
                 unknowns.append("region unknown")
             elif self.regions_allowed and code not in self.regions_allowed:
                 mismatches.append(f"region {code} is not among {join_names(self.regions_allowed)}")
+                fields.append("regions_allowed")
             elif code in self.regions_excluded:
                 mismatches.append(f"region {code} is excluded")
+                fields.append("regions_excluded")
         if self.deployed_before is not None or self.deployed_on_or_after is not None:
             if deployed_on is None:
                 unknowns.append("deployment date unknown")
@@ -212,6 +222,7 @@ class Rule:
                         f"deployed {deployed_on.isoformat()}, not before "
                         f"{self.deployed_before.isoformat()}"
                     )
+                    fields.append("deployed_before")
                 if (
                     self.deployed_on_or_after is not None
                     and deployed_on < self.deployed_on_or_after
@@ -220,8 +231,11 @@ class Rule:
                         f"deployed {deployed_on.isoformat()}, before "
                         f"{self.deployed_on_or_after.isoformat()}"
                     )
+                    fields.append("deployed_on_or_after")
         applies = not release and not mismatches and (not unknowns or self.effect is Effect.BLOCK)
-        return ScopeCheck(applies, tuple(mismatches), tuple(release), tuple(unknowns))
+        return ScopeCheck(
+            applies, tuple(mismatches), tuple(release), tuple(unknowns), tuple(fields)
+        )
 
     def describe(self) -> str:
         """Say what the rule does, in one sentence a compliance officer can check.
@@ -267,7 +281,11 @@ class Amendment:
 
     ``changes`` maps rule fields (any but ``id``) to new values; they are validated on
     construction and kept in their JSON form. ``sequence`` orders amendments that take
-    effect on the same day (the store's row id).
+    effect on the same day (the store's row id, and the number people call it by).
+
+    ``recorded_at`` is when it was written down (None: not yet stored). An amendment
+    effective before the day it is recorded is back-dated: it says ``backdated`` and
+    gives a ``reason`` (``check_recording``).
     """
 
     rule_id: str
@@ -275,6 +293,9 @@ class Amendment:
     changes: Mapping[str, Any] = field(hash=False)
     note: str = ""
     sequence: int = 0
+    recorded_at: datetime | None = None
+    backdated: bool = False
+    reason: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.rule_id, str) or not NAME_PATTERN.match(self.rule_id):
@@ -310,20 +331,80 @@ class Amendment:
             raise InvalidAmendmentError(f"{where}: note must be text of at most {MAX_NOTE} chars")
         if not isinstance(self.sequence, int) or isinstance(self.sequence, bool):
             raise InvalidAmendmentError(f"{where}: sequence must be an integer")
+        if not isinstance(self.backdated, bool):
+            raise InvalidAmendmentError(f"{where}: backdated must be true or false")
+        if not isinstance(self.reason, str) or len(self.reason) > MAX_NOTE:
+            raise InvalidAmendmentError(f"{where}: reason must be text of at most {MAX_NOTE} chars")
+        if self.recorded_at is not None and (
+            not isinstance(self.recorded_at, datetime) or self.recorded_at.tzinfo is None
+        ):
+            raise InvalidAmendmentError(f"{where}: recorded_at must be an aware date and time")
+
+    @property
+    def label(self) -> str:
+        """How a person names it: "amendment 2 of 2018-07-20" (number, effective date);
+        "the amendment of 2018-07-20" when it has no number (not from a store)."""
+        if self.sequence <= 0:
+            return f"the amendment of {self.effective_from.isoformat()}"
+        return f"amendment {self.sequence} of {self.effective_from.isoformat()}"
+
+    def known_on(self, day: date) -> bool:
+        """True when it had been recorded by the end of ``day`` (or its recording is not
+        known: an amendment not from a store)."""
+        return self.recorded_at is None or self.recorded_at.date() <= day
+
+    def check_recording(self, recorded_at: datetime) -> None:
+        """Raise InvalidAmendmentError unless ``backdated`` says truly whether it is
+        effective before the day it is recorded, with a ``reason`` when it is."""
+        recorded_on = recorded_at.date()
+        where = f"amendment of rule {self.rule_id} effective {self.effective_from.isoformat()}"
+        if self.effective_from < recorded_on:
+            if not self.backdated or not self.reason.strip():
+                raise InvalidAmendmentError(
+                    f"{where} is back-dated: it takes effect before today "
+                    f"({recorded_on.isoformat()}) and would change what the rules said on "
+                    "days already past",
+                    hint='say "backdated": true and give a "reason", or make it effective '
+                    "from today",
+                )
+        elif self.backdated:
+            raise InvalidAmendmentError(
+                f"{where} is not back-dated: it takes effect on or after today "
+                f"({recorded_on.isoformat()})",
+                hint='leave out "backdated" (and "reason")',
+            )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Amendment:
         """Read an amendment's JSON form; raise InvalidAmendmentError naming the field."""
         if not isinstance(data, Mapping):
             raise InvalidAmendmentError("an amendment must be a JSON object")
-        allowed = {"rule_id", "effective_from", "changes", "note", "sequence"}
+        allowed = {
+            "rule_id",
+            "effective_from",
+            "changes",
+            "note",
+            "sequence",
+            "recorded_at",
+            "backdated",
+            "reason",
+        }
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise InvalidAmendmentError(f"amendment: field {unknown[0]!r} is not known")
         for required in ("rule_id", "effective_from", "changes"):
             if data.get(required) is None:
                 raise InvalidAmendmentError(f"amendment: field {required!r} is required")
-        return cls(**dict(data))
+        values = dict(data)
+        recorded = values.get("recorded_at")
+        if isinstance(recorded, str):
+            try:
+                values["recorded_at"] = datetime.fromisoformat(recorded)
+            except ValueError:
+                raise InvalidAmendmentError(
+                    f"amendment: recorded_at {recorded!r} is not a date and time"
+                ) from None
+        return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form (``from_json`` reads it back to an equal amendment)."""
@@ -333,6 +414,9 @@ class Amendment:
             "changes": dict(self.changes),
             "note": self.note,
             "sequence": self.sequence,
+            "recorded_at": self.recorded_at.isoformat() if self.recorded_at else None,
+            "backdated": self.backdated,
+            "reason": self.reason,
         }
 
     def apply_to(self, rule: Rule) -> Rule:
@@ -383,6 +467,41 @@ def rule_history(rule: Rule, amendments: Iterable[Amendment]) -> tuple[RuleVersi
             RuleVersion(amendment.effective_from, amendment.apply_to(versions[-1].rule), amendment)
         )
     return tuple(versions)
+
+
+def last_setting(
+    rule_id: str, amendments: Iterable[Amendment], day: date, fields: Iterable[str]
+) -> Amendment | None:
+    """Return the amendment of rule ``rule_id`` in effect on ``day`` that last set any of
+    ``fields`` (so the value in force on ``day`` is its), or None when the rule as first
+    written still decides them."""
+    wanted = set(fields)
+    found: Amendment | None = None
+    for amendment in amendments_of(rule_id, amendments):
+        if amendment.effective_from > day:
+            break
+        if wanted & set(amendment.changes):
+            found = amendment
+    return found
+
+
+def known_on(amendments: Iterable[Amendment], day: date) -> list[Amendment]:
+    """The amendments already recorded by the end of ``day``: the rules as they were
+    known then, whatever their effective dates."""
+    return [a for a in amendments if a.known_on(day)]
+
+
+def status_sentence(rule: Rule, amendments: Iterable[Amendment], day: date) -> str:
+    """``rule.status_sentence(day)`` for the rule as in force on ``day``, naming the
+    amendment that set the date it lapsed on or starts on, when one did ("rule L-2018-07
+    lapsed on 2018-09-01 (amendment 2 of 2018-07-20)")."""
+    sentence = rule.status_sentence(day)
+    status = rule.status_on(day)
+    if status is RuleStatus.IN_FORCE:
+        return sentence
+    name = "valid_until" if status is RuleStatus.LAPSED else "valid_from"
+    setter = last_setting(rule.id, amendments, day, [name])
+    return sentence if setter is None else f"{sentence} ({setter.label})"
 
 
 def rule_on(rule: Rule, amendments: Iterable[Amendment], day: date) -> Rule:

@@ -1,9 +1,11 @@
-"""Re-signing published releases with narrower eligibility.
+"""Re-signing published releases with new eligibility.
 
 A mirror or an SD card serves whatever was signed. When the rules tighten after a
 release was signed (a ban from a date on, a licence that covers fewer devices), the
-signer re-signs the release's target with the narrower eligibility; devices read it on
-their next refresh, from any mirror, and the director reads it on its next sync.
+signer re-signs the release's target with the narrower eligibility; when an amendment
+extends the rule a release was signed under, with the wider one naming the amendment.
+Devices read it on their next refresh, from any mirror, and the director reads it on
+its next sync.
 Length, hashes and path stay the same: only the signed ``custom`` field changes, so no
 image byte moves and no device re-downloads anything.
 """
@@ -37,8 +39,9 @@ def restrict_releases(
     """Re-sign, in one publish, every full-image release of every model (current and
     archived) whose eligibility ``eligibility_for`` changes; return what changed.
 
-    ``eligibility_for`` must only narrow (``patchline.policy.authorise.
-    eligibility_under_rules`` does). Nothing is published when nothing changes.
+    ``eligibility_for`` must stay within what the rules allow (``patchline.policy.
+    authorise.eligibility_under_rules`` only narrows; ``eligibility_resigned`` widens only
+    under an amendment). Nothing is published when nothing changes.
     """
     changed: list[Restricted] = []
     with repo.transaction() as tx:

@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import Callable, Coroutine
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from patchline.policy.audit import AuditRecord, verify
 from patchline.policy.authorise import authorise_with
-from patchline.policy.catalog import load_catalog
+from patchline.policy.catalog import amendment_of, aware, load_catalog
 from patchline.policy.explain import explain
 from patchline.policy.facts import DeviceFacts
 from patchline.policy.releases_sync import bump_catalog
@@ -27,6 +27,7 @@ from patchline.repository.publisher import Repository
 from patchline.repository.releases import ReleaseRequest, add_release
 from patchline.server.api_guard import CALLER_KEY
 from patchline.server.auth import GRANTS, Permission, Role
+from patchline.server.policy_bodies import AmendmentBody, RuleBody
 from patchline.server.runtime import Runtime
 from patchline.store.models import Device, InstallReport, Policy, PolicyAmendment, Release
 from patchline.wire.device_api import Network
@@ -377,9 +378,23 @@ async def get_device(request: Request, device_id: str, _caller: Reader) -> dict[
 
 @router.get("/devices/{device_id}/explain", tags=["devices"])
 async def explain_device(
-    request: Request, device_id: str, _caller: Reader, at: date | None = None
+    request: Request,
+    device_id: str,
+    _caller: Reader,
+    at: Annotated[
+        date | None, Query(description="The day asked about: the rules as they stood then.")
+    ] = None,
+    known_on: Annotated[
+        date | None,
+        Query(
+            description="Read only the rules and amendments recorded by the end of this day "
+            "(default: everything known now), so that a back-dated amendment does not "
+            "change what was known then."
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """What this device would get now (or on date ``at``), and why, rule by rule."""
+    """What this device would get now (or on date ``at``), and why, rule by rule: the
+    rules as they stood on ``at``, as known now or as known on ``known_on``."""
     rt = runtime(request)
     row = await in_thread(lambda: _get_device(rt, device_id))
     # A device that never checked in has no phone state: assume it ready, and say so.
@@ -398,9 +413,12 @@ async def explain_device(
     )
     catalog = rt.director.catalog
     day = at or rt.clock.now().date()
-    result = explain(
-        facts, catalog.releases_of(row.model), catalog.rules, catalog.amendments, day
-    ).to_json()
+    rules, amendments = catalog.known_on(known_on)
+    result = explain(facts, catalog.releases_of(row.model), rules, amendments, day).to_json()
+    result["known_on"] = known_on.isoformat() if known_on is not None else None
+    result["amendments_recorded_later"] = [
+        a.to_json() for a in catalog.amendments if a not in amendments
+    ]
     result["phone_state"] = "last check-in" if seen else "unknown (assumed ready)"
     result["as_of_last_check_in"] = row.last_seen_at
     return result
@@ -415,33 +433,65 @@ def _policy_json(row: Policy, amendments: list[PolicyAmendment]) -> dict[str, An
         "rule": row.body,
         "created_at": row.created_at,
         "created_by": row.created_by,
-        "amendments": [
-            {
-                "id": a.id,
-                "effective_from": a.effective_from,
-                "changes": a.changes,
-                "note": a.note,
-                "created_at": a.created_at,
-                "created_by": a.created_by,
-            }
-            for a in amendments
-        ],
+        "amendments": [_amendment_json(a) for a in amendments],
     }
 
 
+def _amendment_json(row: PolicyAmendment) -> dict[str, Any]:
+    amendment = amendment_of(row)
+    recorded = amendment.recorded_at
+    assert recorded is not None
+    return {
+        "id": row.id,
+        "label": amendment.label,
+        "effective_from": row.effective_from,
+        "changes": row.changes,
+        "note": row.note,
+        "recorded_at": recorded,
+        "backdated": row.backdated,
+        "reason": row.reason,
+        "summary": _recording_summary(amendment, recorded),
+        "created_at": row.created_at,
+        "created_by": row.created_by,
+    }
+
+
+def _recording_summary(amendment: Amendment, recorded: datetime) -> str:
+    """Both times of an amendment in words, saying so when it is back-dated."""
+    effective = amendment.effective_from.isoformat()
+    when = f"effective {effective}, recorded {recorded.date().isoformat()}"
+    if amendment.backdated:
+        return f"back-dated: {when}; reason: {amendment.reason}"
+    return when
+
+
 @router.get("/policies", tags=["rules"])
-async def list_policies(request: Request, _caller: Reader) -> list[dict[str, Any]]:
-    """Every rule as first written, with its amendments in order."""
+async def list_policies(
+    request: Request,
+    _caller: Reader,
+    known_on: Annotated[
+        date | None,
+        Query(description="Only rules and amendments recorded by the end of this day."),
+    ] = None,
+) -> list[dict[str, Any]]:
+    """Every rule as first written, with its amendments in order, each with both of its
+    times (effective, recorded) and whether it is back-dated; with ``known_on``, as they
+    were known at the end of that day."""
     rt = runtime(request)
+
+    def known(instant: datetime) -> bool:
+        return known_on is None or aware(instant).date() <= known_on
 
     def query() -> list[dict[str, Any]]:
         with rt.db.transaction() as session:
             amendments: dict[str, list[PolicyAmendment]] = {}
             for a in session.scalars(select(PolicyAmendment).order_by(PolicyAmendment.id)):
-                amendments.setdefault(a.policy_id, []).append(a)
+                if known(a.recorded_at):
+                    amendments.setdefault(a.policy_id, []).append(a)
             return [
                 _policy_json(p, amendments.get(p.id, []))
                 for p in session.scalars(select(Policy).order_by(Policy.id))
+                if known(p.created_at)
             ]
 
     result: list[dict[str, Any]] = await in_thread(query)
@@ -449,12 +499,10 @@ async def list_policies(request: Request, _caller: Reader) -> list[dict[str, Any
 
 
 @router.post("/policies", status_code=201, tags=["rules"])
-async def create_policy(
-    request: Request, body: dict[str, Any], caller: Compliance
-) -> dict[str, Any]:
+async def create_policy(request: Request, body: RuleBody, caller: Compliance) -> dict[str, Any]:
     """Write a new rule (see docs/policy.md for its fields)."""
     rt = runtime(request)
-    rule = Rule.from_json(body)
+    rule = Rule.from_json(body.given())
     now = rt.clock.now()
 
     def create() -> dict[str, Any] | None:
@@ -480,37 +528,32 @@ async def create_policy(
     return result
 
 
-class AmendmentBody(BaseModel):
-    """A change to a rule from a date on."""
-
-    effective_from: date
-    changes: dict[str, Any]
-    note: str = ""
-
-
 @router.post("/policies/{policy_id}/amendments", status_code=201, tags=["rules"])
 async def amend_policy(
     request: Request, policy_id: str, body: AmendmentBody, caller: Compliance
 ) -> dict[str, Any]:
-    """Amend a rule from ``effective_from`` on; the rule's history is kept."""
+    """Amend a rule from ``effective_from`` on; the rule's history is kept. One effective
+    before today is back-dated: 422 unless it says ``backdated: true`` with a ``reason``."""
     rt = runtime(request)
-    amendment = Amendment(
-        rule_id=policy_id, effective_from=body.effective_from, changes=body.changes, note=body.note
-    )
     now = rt.clock.now()
+    amendment = Amendment(
+        rule_id=policy_id,
+        effective_from=body.effective_from,
+        changes=body.changes.given(),
+        note=body.note,
+        recorded_at=now,
+        backdated=body.backdated,
+        reason=body.reason,
+    )
 
-    def add() -> dict[str, Any] | None:
+    def add() -> tuple[dict[str, Any], Amendment] | None:
         with rt.db.transaction() as session:
             row = session.get(Policy, policy_id)
             if row is None:
                 return None
+            amendment.check_recording(now)  # back-dated without saying so: 422
             earlier = [
-                Amendment(
-                    rule_id=a.policy_id,
-                    effective_from=a.effective_from,
-                    changes=a.changes,
-                    sequence=a.id,
-                )
+                amendment_of(a)
                 for a in session.scalars(
                     select(PolicyAmendment).where(PolicyAmendment.policy_id == policy_id)
                 )
@@ -518,16 +561,18 @@ async def amend_policy(
             # Replaying the rule's whole history refuses an amendment that would leave it
             # invalid on some day (InvalidAmendmentError: 422), before anything is stored.
             rule_history(Rule.from_json(row.body), [*earlier, amendment])
-            session.add(
-                PolicyAmendment(
-                    policy_id=policy_id,
-                    effective_from=amendment.effective_from,
-                    changes=dict(amendment.changes),
-                    note=amendment.note,
-                    created_at=now,
-                    created_by=caller[0],
-                )
+            stored = PolicyAmendment(
+                policy_id=policy_id,
+                effective_from=amendment.effective_from,
+                changes=dict(amendment.changes),
+                note=amendment.note,
+                created_at=now,
+                created_by=caller[0],
+                recorded_at=now,
+                backdated=amendment.backdated,
+                reason=amendment.reason,
             )
+            session.add(stored)
             session.flush()
             bump_catalog(session)
             amendments = list(
@@ -537,15 +582,16 @@ async def amend_policy(
                     .order_by(PolicyAmendment.id)
                 )
             )
-            return _policy_json(row, amendments)
+            return _policy_json(row, amendments), amendment_of(stored)
 
-    result: dict[str, Any] | None = await in_thread(add)
-    if result is None:
+    added: tuple[dict[str, Any], Amendment] | None = await in_thread(add)
+    if added is None:
         raise HTTPException(404, f"no rule {policy_id}")
+    result, recorded = added
     await in_thread(rt.reload_catalog_if_changed)
-    await rt.record(
-        [AuditRecord(now, "policy-amendment", f"token:{caller[0]}", policy_id, amendment.to_json())]
-    )
+    payload = {**recorded.to_json(), "summary": _recording_summary(recorded, now)}
+    actor = f"token:{caller[0]}"
+    await rt.record([AuditRecord(now, "policy-amendment", actor, policy_id, payload)])
     return result
 
 

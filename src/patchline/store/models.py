@@ -113,7 +113,12 @@ class Policy(Base):
 
 
 class PolicyAmendment(Base):
-    """A change to a rule that takes effect on a date; history is never rewritten."""
+    """A change to a rule that takes effect on a date; history is never rewritten.
+
+    Two times: ``effective_from`` (when it changes the rule) and ``recorded_at`` (when it
+    was written down, from the server's clock). One effective before the day it was
+    recorded is ``backdated``, with the ``reason`` given.
+    """
 
     __tablename__ = "policy_amendments"
 
@@ -124,6 +129,9 @@ class PolicyAmendment(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(Stamp)
     created_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime] = mapped_column(Stamp)
+    backdated: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class InstallReport(Base):

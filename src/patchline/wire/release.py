@@ -102,6 +102,38 @@ def parse_regions(values: Iterable[str]) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class AmendmentRef:
+    """The amendment of a delivery rule a release's eligibility was (re-)signed under: its
+    number in the server's store and the day it took effect."""
+
+    id: int
+    effective_from: date
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, int) or isinstance(self.id, bool) or self.id < 0:
+            raise InvalidReleaseInfo(f"amendment id {self.id!r} is not a whole number")
+
+    @property
+    def label(self) -> str:
+        """How a person reads it: "amendment 2 of 2018-07-20"."""
+        return f"amendment {self.id} of {self.effective_from.isoformat()}"
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form kept in the signed eligibility."""
+        return {"id": self.id, "effective_from": self.effective_from.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: object) -> AmendmentRef:
+        """Read the JSON form; raise InvalidReleaseInfo when malformed."""
+        _require_mapping("amendment", data)
+        assert isinstance(data, Mapping)
+        number = data.get("id")
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise InvalidReleaseInfo("field 'amendment.id' must be an integer")
+        return cls(id=number, effective_from=parse_date("amendment", _str("effective_from", data)))
+
+
+@dataclass(frozen=True)
 class Eligibility:
     """Who may install a release and until when; empty fields mean no limit."""
 
@@ -112,10 +144,16 @@ class Eligibility:
     #: The delivery rule this release was authorised under (``patchline.policy.authorise``),
     #: so that an install from a mirror or a bundle can say which rule allowed it.
     rule: str = ""
+    #: The amendment of ``rule`` that set the limits signed here, when one did (a licence
+    #: extended by an amendment and the release re-signed under it). Older releases and
+    #: readers do without it: the JSON form carries it only when set.
+    amendment: AmendmentRef | None = None
 
     def __post_init__(self) -> None:
         if self.rule:
             check_name("rule", self.rule)
+        if self.amendment is not None and not self.rule:
+            raise InvalidReleaseInfo("an eligibility naming an amendment must name its rule")
         overlap = set(self.regions_allowed) & set(self.regions_excluded)
         if overlap:
             raise InvalidReleaseInfo(
@@ -150,8 +188,9 @@ class Eligibility:
     def intersect(self, other: Eligibility) -> Eligibility | None:
         """The devices and days both allow, or None when no region is left to either.
 
-        The result names ``other``'s rule when it is narrower than this one, else this
-        one's (the rule a device installs under is the one that still allows it).
+        The result names ``other``'s rule (and amendment) when it is narrower than this
+        one, else this one's (the rule a device installs under is the one that still allows
+        it).
         """
         excluded = set(self.regions_excluded) | set(other.regions_excluded)
         if self.regions_allowed and other.regions_allowed:
@@ -167,20 +206,53 @@ class Eligibility:
             deployed_before=_earliest(self.deployed_before, other.deployed_before),
             valid_until=_earliest(self.valid_until, other.valid_until),
             rule=self.rule,
+            amendment=self.amendment,
         )
         if merged != self and other.rule:
-            merged = dataclasses.replace(merged, rule=other.rule)
+            merged = dataclasses.replace(merged, rule=other.rule, amendment=other.amendment)
         return merged
+
+    def covers(self, other: Eligibility) -> bool:
+        """True when this eligibility admits every device, on every day, that ``other``
+        admits (rule names aside)."""
+        if self.regions_allowed and not (
+            other.regions_allowed
+            and set(other.regions_allowed) - set(other.regions_excluded)
+            <= set(self.regions_allowed)
+        ):
+            return False
+        for code in self.regions_excluded:
+            if code not in other.regions_excluded and (
+                not other.regions_allowed or code in other.regions_allowed
+            ):
+                return False
+        return _no_earlier(self.deployed_before, other.deployed_before) and _no_earlier(
+            self.valid_until, other.valid_until
+        )
+
+    def change_from(self, before: Eligibility) -> str:
+        """Say how this eligibility differs from ``before``: "widened", "narrowed",
+        "unchanged" (the same limits, perhaps under another rule name) or "changed"
+        (wider in some respect and narrower in another)."""
+        wider, narrower = self.covers(before), before.covers(self)
+        if wider and narrower:
+            return "unchanged"
+        if wider:
+            return "widened"
+        return "narrowed" if narrower else "changed"
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form kept in the signed target."""
-        return {
+        data: dict[str, Any] = {
             "regions_allowed": list(self.regions_allowed),
             "regions_excluded": list(self.regions_excluded),
             "deployed_before": _iso_or_none(self.deployed_before),
             "valid_until": _iso_or_none(self.valid_until),
             "rule": self.rule,
         }
+        if self.amendment is not None:
+            data["amendment"] = self.amendment.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Eligibility:
@@ -192,6 +264,9 @@ class Eligibility:
             deployed_before=_optional_date("deployed_before", data),
             valid_until=_optional_date("valid_until", data),
             rule=_str("rule", data) if data.get("rule") else "",
+            amendment=AmendmentRef.from_json(data["amendment"])
+            if data.get("amendment") is not None
+            else None,
         )
 
 
@@ -318,6 +393,11 @@ def _earliest(first: date | None, second: date | None) -> date | None:
     if first is None or second is None:
         return first or second
     return min(first, second)
+
+
+def _no_earlier(limit: date | None, other: date | None) -> bool:
+    """True when the exclusive limit ``limit`` admits every day ``other`` admits."""
+    return limit is None or (other is not None and other <= limit)
 
 
 def _iso_or_none(value: date | None) -> str | None:

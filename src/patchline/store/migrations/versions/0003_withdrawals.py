@@ -1,8 +1,8 @@
 """decommissioned devices and yanked releases
 
-Revision ID: 0002_withdrawals
-Revises: 0001
-Create Date: 2026-12-01 10:00:00.000000
+Revision ID: 0003_withdrawals
+Revises: 0002_amendments_recorded
+Create Date: 2026-11-30 10:00:00.000000
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_withdrawals"
-down_revision = "0001"
+revision = "0003_withdrawals"
+down_revision = "0002_amendments_recorded"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,88 @@
+"""The request bodies of the rule endpoints, typed so that /openapi.json describes every
+field. Shapes and types are checked here (422 naming the field); what a rule means
+(regions both allowed and excluded, dates in order, ...) is checked by
+``patchline.policy.rules`` as before, also 422."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
+
+from patchline.policy.rule_fields import MAX_NOTE, MAX_TITLE, Effect
+from patchline.wire.release import NAME_PATTERN, UpdateClass
+
+
+def _iso_date(value: object) -> object:
+    """Accept only "YYYY-MM-DD" text (or a date), never a number read as a timestamp."""
+    if value is None or isinstance(value, date | str):
+        return value
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+Text = Annotated[str, Field(max_length=MAX_NOTE)]
+
+
+class RuleChanges(BaseModel):
+    """Rule fields as an amendment changes them: only those given change (``null`` removes
+    a date limit); the id never changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, max_length=MAX_TITLE, description="A short name.")
+    effect: Effect | None = Field(None, description="allow or block the updates covered.")
+    priority: StrictInt | None = Field(
+        None, description="Higher decides; on a tie a block wins over an allow."
+    )
+    update_classes: list[UpdateClass] | None = Field(
+        None, description="The update classes covered; empty: all."
+    )
+    models: list[Annotated[str, Field(pattern=NAME_PATTERN.pattern)]] | None = Field(
+        None, description="The device models covered; empty: all."
+    )
+    regions_allowed: list[str] | None = Field(
+        None, description="Only devices in these regions (ISO 3166 or a group such as EU)."
+    )
+    regions_excluded: list[str] | None = Field(None, description="Never devices in these regions.")
+    deployed_before: IsoDate | None = Field(
+        None, description="Only devices deployed strictly before this day."
+    )
+    deployed_on_or_after: IsoDate | None = Field(
+        None, description="Only devices deployed on or after this day."
+    )
+    valid_from: IsoDate | None = Field(None, description="In force from this day (inclusive).")
+    valid_until: IsoDate | None = Field(
+        None, description="In force until this day (exclusive): it lapses on it."
+    )
+    note: Text | None = Field(None, description="Free text: where the rule comes from.")
+
+    def given(self) -> dict[str, Any]:
+        """The fields the caller gave, in their JSON form."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class RuleBody(RuleChanges):
+    """A new delivery rule (see docs/policy.md); fields left out mean no limit."""
+
+    id: str = Field(
+        pattern=NAME_PATTERN.pattern,
+        description="The rule's id: 1-64 letters, digits, '.', '_' or '-'.",
+    )
+    effect: Effect = Field(description="allow or block the updates covered.")
+
+
+class AmendmentBody(BaseModel):
+    """A change to a rule from a date on. One effective before today (the server's clock)
+    is back-dated: it must say ``backdated: true`` and give a ``reason``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    effective_from: IsoDate = Field(description="The first day the change applies.")
+    changes: RuleChanges = Field(description="The rule fields that change, and their values.")
+    note: Text = Field("", description="Free text: where the amendment comes from.")
+    backdated: StrictBool = Field(
+        False, description="True for an amendment effective before the day it is recorded."
+    )
+    reason: Text = Field("", description="Why a back-dated amendment rewrites past days.")
