@@ -12,12 +12,12 @@ import pytest
 
 from patchline.agent import Agent, DeviceConfig, create_device
 from patchline.agent.enrollment import enroll
-from patchline.agent.fetcher import http_pool
 from patchline.clock import FixedClock, SystemClock
 from patchline.demo.static_host import StaticHost
 from patchline.errors import NoUpdateSourceError
 from patchline.policy.director_identity import create_director, director_root_path
 from patchline.repository import Repository
+from patchline.transport.http import http_pool
 from tests.agent.conftest import FAST_LIMITS
 from tests.conftest import image_bytes, open_repo, publish
 from tests.server.conftest import (
