@@ -28,8 +28,8 @@ from pathlib import Path
 from tuf.api.metadata import TargetFile
 
 from patchline.agent.device import Limits
-from patchline.agent.fetcher import http_pool
 from patchline.agent.transfer import HttpOpener, download_verified
+from patchline.transport.http import http_pool
 
 NGINX_CONF = """
 worker_processes 1;

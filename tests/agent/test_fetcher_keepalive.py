@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from tuf.api.exceptions import DownloadHTTPError
 
-from patchline.agent.fetcher import SourceFetcher, http_pool
+from patchline.transport.fetcher import SourceFetcher
+from patchline.transport.http import http_pool
 
 BODY = b'{"signed": "metadata"}'
 

@@ -12,11 +12,11 @@ import pytest
 from tuf.api.metadata import TargetFile
 
 from patchline.agent.device import Limits
-from patchline.agent.fetcher import http_pool
 from patchline.agent.reports import Outbox, new_report
 from patchline.agent.transfer import HttpOpener, download_verified
 from patchline.clock import SystemClock
 from patchline.errors import SlowRetrievalError, SourceUnreachableError, TargetRefusedError
+from patchline.transport.http import http_pool
 from patchline.wire.device_api import ReportStatus
 from tests.agent.conftest import closed_port_url
 from tests.agent.hosts import RangeHost

@@ -20,7 +20,6 @@ from sqlalchemy import select
 from patchline.agent import Agent, DeviceDir
 from patchline.agent.device_key import KEY_FILE, device_key, load_device_key
 from patchline.agent.enrollment import enroll as agent_enroll
-from patchline.agent.fetcher import http_pool
 from patchline.agent.receipts import ReceiptBox
 from patchline.cli.main import main
 from patchline.clock import FixedClock
@@ -29,6 +28,7 @@ from patchline.repository import Repository
 from patchline.repository.bundles import export_bundle
 from patchline.store.db import Database
 from patchline.store.models import AuditEntry, Device, InstallReport
+from patchline.transport.http import http_pool
 from patchline.wire.receipt import (
     ReceiptBatch,
     key_id,

@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from patchline.agent import Agent, DeviceConfig, create_device
 from patchline.agent.enrollment import enroll
-from patchline.agent.fetcher import http_pool
 from patchline.clock import FixedClock, SystemClock
 from patchline.demo.static_host import StaticHost
 from patchline.errors import NoUpdateSourceError
@@ -24,6 +23,7 @@ from patchline.policy.director_identity import create_director, director_root_pa
 from patchline.repository import Repository
 from patchline.store.db import Database
 from patchline.store.models import AuditEntry
+from patchline.transport.http import http_pool
 from tests.agent.conftest import FAST_LIMITS
 from tests.conftest import image_bytes, open_repo, publish
 from tests.server.conftest import (

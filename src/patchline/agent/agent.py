@@ -27,8 +27,7 @@ from patchline.agent.bundle import OfflineBundle, is_signed_bundle, open_bundle
 from patchline.agent.choose import Facts, Plan, plan_update
 from patchline.agent.device import DeviceConfig, DeviceDir
 from patchline.agent.device_key import device_key
-from patchline.agent.director_client import check_in, verified_decision
-from patchline.agent.fetcher import SourceFetcher, http_pool
+from patchline.agent.director_client import verified_decision
 from patchline.agent.outcome import Attempt, UpdateResult, code_for, nothing_installed, tried
 from patchline.agent.receipts import ReceiptBox
 from patchline.agent.reports import Outbox, new_report
@@ -47,6 +46,9 @@ from patchline.errors import (
     RolledBackError,
     SourceError,
 )
+from patchline.transport.device_api_client import DeviceApiClient
+from patchline.transport.fetcher import SourceFetcher
+from patchline.transport.http import http_pool
 from patchline.wire.device_api import CheckIn, Network, ReportCode, ReportStatus, SlotState
 from patchline.wire.director import DirectorDecision
 from patchline.wire.receipt import Receipt
@@ -231,7 +233,7 @@ class Agent:
             region=config.region,
         )
         try:
-            answer = check_in(pool, config.server_url, config.credential, body)
+            answer = DeviceApiClient(pool, config.server_url).check_in(config.credential, body)
             if not self.device.director_root.exists():
                 raise DirectorRefusedError("the device has no director root to verify answers")
             decision = verified_decision(

@@ -32,9 +32,9 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets
 from tuf.api.serialization import DeserializationError
 
-from patchline.agent.card import read_metadata
 from patchline.agent.sources import Source
 from patchline.errors import MetadataRefusedError, NoBundleError, NotEligibleError
+from patchline.transport.card import read_metadata
 from patchline.wire.offline import (
     BUNDLE_FIELD,
     OFFLINE_SNAPSHOT,
@@ -165,7 +165,7 @@ def _not_older(md: Metadata[Targets], role: str, trusted_versions: Mapping[str, 
 
 @dataclass(frozen=True)
 class _Card:
-    """The bundle's ``metadata/`` folder, read through ``patchline.agent.card``."""
+    """The bundle's ``metadata/`` folder, read through ``patchline.transport.card``."""
 
     folder: Path
 

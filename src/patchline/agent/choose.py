@@ -12,7 +12,8 @@ from patchline.agent.device import DeviceConfig
 from patchline.agent.state import SlotContent
 from patchline.agent.trust import VerifiedSource
 from patchline.errors import DirectorRefusedError, DowngradeError, NotEligibleError
-from patchline.repository.versions import build_sort_key
+from patchline.transport.builds import build_sort_key
+from patchline.transport.releases import full_releases
 from patchline.wire.director import Action, DirectorDecision, agrees_with_image
 from patchline.wire.release import (
     DeltaTargetInfo,
@@ -53,22 +54,24 @@ def plan_update(
     """
     if decision is not None:
         return _plan_from_decision(repo, facts, decision)
-    releases = _releases(repo.model_targets(facts.config.model), facts.config.model)
+    model = facts.config.model
+    releases = full_releases(repo.model_targets(model), model, newest_first=True)
     if not releases:
         return None
     running_key = build_sort_key(facts.running.build)
-    newest = releases[0][2]
+    newest = releases[0].info
     if build_sort_key(newest.build) < running_key:
         raise DowngradeError(
             f"offers build {newest.build} at most, older than the running {facts.running.build}"
         )
     refusals: list[str] = []
-    for _, target, info in releases:
+    for release in releases:
+        info = release.info
         if build_sort_key(info.build) <= running_key:
             break
         reasons = _refusals(info, facts)
         if not reasons:
-            return Plan(target, info, _delta_for(repo, facts, info, target))
+            return Plan(release.target, info, _delta_for(repo, facts, info, release.target))
         refusals.append(f"build {info.build}: {'; '.join(reasons)}")
     if refusals:
         error = DowngradeError if all("patch level" in r for r in refusals) else NotEligibleError
@@ -158,18 +161,3 @@ def _delta_fits(delta: TargetFile, facts: Facts, full: TargetFile) -> bool:
         and info.full_sha256 == full.hashes.get("sha256")
         and info.full_length == full.length
     )
-
-
-def _releases(
-    targets: dict[str, TargetFile], model: str
-) -> list[tuple[str, TargetFile, ReleaseInfo]]:
-    """Full-image releases of ``model``, newest build first."""
-    found = []
-    for path, target in targets.items():
-        try:
-            info = ReleaseInfo.from_custom(target.custom)
-        except InvalidReleaseInfo:
-            continue
-        if info.model == model:
-            found.append((path, target, info))
-    return sorted(found, key=lambda r: build_sort_key(r[2].build), reverse=True)

@@ -25,10 +25,11 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import TargetFile
 
 from patchline.agent.device import Limits
-from patchline.agent.fetcher import SourceFetcher, http_pool
 from patchline.agent.transfer import download_verified, opener_for
 from patchline.agent.trust import open_updater, target_url
 from patchline.errors import PatchlineError
+from patchline.transport.fetcher import SourceFetcher
+from patchline.transport.http import http_pool
 
 TIMEOUT_SECONDS = 10.0
 

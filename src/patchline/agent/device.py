@@ -16,17 +16,14 @@ Layout::
 
 from __future__ import annotations
 
-import fcntl
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
 from patchline.errors import DeviceBusyError, DeviceSetupError
-from patchline.fsutil import write_atomic
+from patchline.fsutil import exclusive_lock, write_atomic
 from patchline.wire.device_api import Slot
 
 
@@ -143,19 +140,12 @@ class DeviceDir:
                 hint="reinstall the device with the root.json it shipped with",
             ) from None
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> AbstractContextManager[None]:
         """Hold the device lock (one agent at a time); DeviceBusyError if it is taken."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / "agent.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise DeviceBusyError(
-                    f"another agent is working on {self.path}",
-                    hint="wait for it to finish, then try again",
-                ) from None
-            yield
-        finally:
-            os.close(fd)
+        return exclusive_lock(
+            self.path / "agent.lock",
+            lambda: DeviceBusyError(
+                f"another agent is working on {self.path}",
+                hint="wait for it to finish, then try again",
+            ),
+        )

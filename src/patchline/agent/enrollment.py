@@ -13,9 +13,9 @@ import urllib3
 from patchline.agent.device import DeviceDir
 from patchline.agent.device_key import device_key
 from patchline.agent.state import load_state
-from patchline.agent.trust import network_reason
-from patchline.errors import DeviceSetupError, SourceUnreachableError
-from patchline.wire.device_api import EnrollRequest, EnrollResponse
+from patchline.errors import DeviceSetupError
+from patchline.transport.device_api_client import DeviceApiClient
+from patchline.wire.device_api import EnrollRequest
 from patchline.wire.receipt import public_key_hex
 
 
@@ -55,28 +55,7 @@ def enroll(
             carrier=carrier,
             public_key=public_key_hex(key),
         )
-        url = f"{config.server_url.rstrip('/')}/v1/enroll"
-        try:
-            response = pool.request(
-                "POST",
-                url,
-                body=msgspec.json.encode(body),
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise SourceUnreachableError(
-                f"Server {config.server_url}: {network_reason(exc)}"
-            ) from exc
-        if response.status != 201:
-            try:
-                reason = msgspec.json.decode(response.data).get("error", "")
-            except msgspec.DecodeError:
-                reason = ""
-            raise DeviceSetupError(
-                f"the server refused enrollment (HTTP {response.status}): {reason}",
-                hint="check the enrollment token and the serial number",
-            )
-        answer = msgspec.json.decode(response.data, type=EnrollResponse)
+        answer = DeviceApiClient(pool, config.server_url).enroll(token, body)
         device.save_config(
             msgspec.structs.replace(
                 config, device_id=answer.device_id, credential=answer.credential

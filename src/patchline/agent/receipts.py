@@ -20,12 +20,10 @@ import msgspec
 import urllib3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from patchline.agent.trust import network_reason
-from patchline.errors import SourceUnreachableError
+from patchline.agent.spool import send_in_batches
 from patchline.fsutil import write_atomic
-from patchline.wire.receipt import Receipt, ReceiptAck, ReceiptBatch, SignedReceipt, sign
-
-BATCH = 100
+from patchline.transport.device_api_client import DeviceApiClient
+from patchline.wire.receipt import Receipt, ReceiptBatch, SignedReceipt, sign
 
 
 class _SealedReceipt(msgspec.Struct, forbid_unknown_fields=True):
@@ -88,48 +86,9 @@ class ReceiptBox:
         Returns how many were acknowledged. Raises SourceUnreachableError when the
         server cannot be reached or refuses; nothing is dropped then.
         """
-        queued = self.pending()
-        sent = 0
-        url = f"{server_url.rstrip('/')}/v1/receipts"
-        for start in range(0, len(queued), BATCH):
-            batch = queued[start : start + BATCH]
-            body = msgspec.json.encode(ReceiptBatch(receipts=[r for _, r in batch]))
-            try:
-                response = pool.request(
-                    "POST",
-                    url,
-                    body=body,
-                    headers={
-                        "Authorization": f"Bearer {credential}",
-                        "Content-Type": "application/json",
-                    },
-                )
-            except urllib3.exceptions.HTTPError as exc:
-                raise SourceUnreachableError(
-                    f"cannot send receipts: {network_reason(exc)}"
-                ) from exc
-            if response.status != 200:
-                raise _refused(response)
-            try:
-                ack = msgspec.json.decode(response.data, type=ReceiptAck)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                raise SourceUnreachableError(f"malformed receipt acknowledgement: {exc}") from None
-            accepted = set(ack.accepted)
-            for path, signed in batch:
-                if signed.receipt.receipt_id in accepted:
-                    path.unlink(missing_ok=True)
-                    sent += 1
-        return sent
-
-
-def _refused(response: urllib3.BaseHTTPResponse) -> SourceUnreachableError:
-    """The server's refusal in its own words (error and hint), when it gave them."""
-    try:
-        said = msgspec.json.decode(response.data)
-        error, hint = str(said["error"]), said.get("hint")
-    except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
-        error, hint = repr(response.data[:200]), None
-    return SourceUnreachableError(
-        f"the server refused the receipts (HTTP {response.status}): {error}",
-        hint=str(hint) if hint else None,
-    )
+        client = DeviceApiClient(pool, server_url)
+        return send_in_batches(
+            self.pending(),
+            lambda receipts: client.send_receipts(credential, ReceiptBatch(receipts)).accepted,
+            lambda signed: signed.receipt.receipt_id,
+        )

@@ -15,12 +15,10 @@ from pathlib import Path
 import msgspec
 import urllib3
 
-from patchline.agent.trust import network_reason
-from patchline.errors import SourceUnreachableError
+from patchline.agent.spool import send_in_batches
 from patchline.fsutil import write_atomic
-from patchline.wire.device_api import Report, ReportAck, ReportBatch, ReportCode, ReportStatus
-
-BATCH = 100
+from patchline.transport.device_api_client import DeviceApiClient
+from patchline.wire.device_api import Report, ReportBatch, ReportCode, ReportStatus
 
 
 def new_report(
@@ -79,33 +77,9 @@ class Outbox:
         Raises SourceUnreachableError when the server cannot be reached or refuses;
         whatever was not acknowledged stays queued.
         """
-        queued = self.pending()
-        sent = 0
-        for start in range(0, len(queued), BATCH):
-            batch = queued[start : start + BATCH]
-            body = msgspec.json.encode(ReportBatch(reports=[r for _, r in batch]))
-            ack = _post(pool, f"{server_url.rstrip('/')}/v1/reports", credential, body)
-            accepted = set(ack.accepted)
-            for path, report in batch:
-                if report.report_id in accepted:
-                    path.unlink(missing_ok=True)
-                    sent += 1
-        return sent
-
-
-def _post(pool: urllib3.PoolManager, url: str, credential: str, body: bytes) -> ReportAck:
-    try:
-        response = pool.request(
-            "POST",
-            url,
-            body=body,
-            headers={"Authorization": f"Bearer {credential}", "Content-Type": "application/json"},
+        client = DeviceApiClient(pool, server_url)
+        return send_in_batches(
+            self.pending(),
+            lambda reports: client.send_reports(credential, ReportBatch(reports)).accepted,
+            lambda report: report.report_id,
         )
-    except urllib3.exceptions.HTTPError as exc:
-        raise SourceUnreachableError(f"cannot send reports: {network_reason(exc)}") from exc
-    if response.status != 200:
-        raise SourceUnreachableError(f"the server refused the reports (HTTP {response.status})")
-    try:
-        return msgspec.json.decode(response.data, type=ReportAck)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise SourceUnreachableError(f"the server's acknowledgement is malformed: {exc}") from None

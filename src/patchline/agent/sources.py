@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from pathlib import Path
+
+from patchline.transport.urls import RepositoryUrl
 
 
 class SourceKind(enum.StrEnum):
@@ -32,21 +33,11 @@ class Source:
         return f"{_LABELS[self.kind]} {self.location}"
 
     @property
-    def base_url(self) -> str:
-        """The base URL (``file://`` for a folder), without a trailing slash."""
+    def url(self) -> RepositoryUrl:
+        """Where its ``metadata/`` and ``targets/`` are (``file://`` for a folder)."""
         if self.kind is SourceKind.BUNDLE:
-            return Path(self.location).absolute().as_uri()
-        return self.location.rstrip("/")
-
-    @property
-    def metadata_url(self) -> str:
-        """Where the TUF metadata lives."""
-        return f"{self.base_url}/metadata/"
-
-    @property
-    def targets_url(self) -> str:
-        """Where the target files live."""
-        return f"{self.base_url}/targets/"
+            return RepositoryUrl.of_folder(self.location)
+        return RepositoryUrl.of_url(self.location)
 
 
 def sources_in_order(
@@ -65,10 +56,10 @@ def sources_in_order(
         ordered.append(Source(SourceKind.SERVER, server_repository))
     for url in [*decision_mirrors, *configured_mirrors, *last_mirrors]:
         ordered.append(Source(SourceKind.MIRROR, url))
-    seen: set[str] = set()
+    seen: set[RepositoryUrl] = set()
     unique: list[Source] = []
     for source in ordered:
-        if source.base_url not in seen:
-            seen.add(source.base_url)
+        if source.url not in seen:
+            seen.add(source.url)
             unique.append(source)
     return unique

@@ -28,16 +28,8 @@ from typing import Any
 import urllib3
 from tuf.api.metadata import TargetFile
 
-from patchline.agent.card import open_on_card
 from patchline.agent.device import Limits
-from patchline.agent.fetcher import (
-    RedirectLoopError,
-    file_url_path,
-    is_redirect_left,
-    repository_retries,
-)
 from patchline.agent.sink import ALIGN, SLOT, HashingWriter, open_direct
-from patchline.agent.trust import network_reason
 from patchline.errors import (
     CardFileRefusedError,
     DownloadFailedError,
@@ -47,6 +39,11 @@ from patchline.errors import (
     SourceUnreachableError,
     TargetRefusedError,
 )
+from patchline.transport.card import open_on_card
+from patchline.transport.fetcher import RedirectLoopError
+from patchline.transport.http import is_redirect_left, repository_retries
+from patchline.transport.reasons import network_reason
+from patchline.transport.urls import file_url_path
 
 MIN_READ = 64 << 10
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")

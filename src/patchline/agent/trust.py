@@ -17,7 +17,6 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, TargetFile, Targets
 from tuf.ngclient import Updater
 
-from patchline.agent.fetcher import NotMetadataError, RedirectLoopError, SourceFetcher
 from patchline.agent.sources import Source, SourceKind
 from patchline.errors import (
     MetadataRefusedError,
@@ -25,6 +24,8 @@ from patchline.errors import (
     SourceError,
     SourceUnreachableError,
 )
+from patchline.transport.fetcher import SourceFetcher
+from patchline.transport.reasons import TufFailure, classify_tuf_error
 from patchline.wire.paths import UnsafePathError, check_relative, consistent_name
 from patchline.wire.release import model_lookup_path
 
@@ -87,7 +88,7 @@ class TrustedRepository:
 
     def target_url(self, target: TargetFile) -> str:
         """Where the target's bytes are, with the hash prefix of consistent snapshots."""
-        return target_url(self.updater, self.source.targets_url, target)
+        return target_url(self.updater, self.source.url.targets_url, target)
 
 
 def target_url(updater: Updater, base_url: str, target: TargetFile) -> str:
@@ -142,7 +143,7 @@ def refresh_source(
         raise SourceUnreachableError(f"{source.location} is not there (no card or stick?)")
     try:
         updater = open_updater(
-            metadata_dir, source.metadata_url, source.targets_url, fetcher, bootstrap
+            metadata_dir, source.url.metadata_url, source.url.targets_url, fetcher, bootstrap
         )
         # Expiry is judged on the device clock the agent was given (ngclient has no
         # public hook for a trusted time; it reads the system clock once per Updater).
@@ -157,55 +158,35 @@ def explain_tuf_error(
     exc: Exception, source: Source, fetcher: SourceFetcher, now: datetime
 ) -> SourceError:
     """Turn a python-tuf error into the agent's error, in words a person understands."""
-    clock = f"device clock {now:%Y-%m-%d %H:%M} UTC"
     if isinstance(exc.__cause__, SourceError):  # a refusal of our own, e.g. a link on a card
         return exc.__cause__
-    if isinstance(exc, NotMetadataError):
-        return SourceUnreachableError(exc.reason(_WHO[source.kind]))
-    if isinstance(exc, RedirectLoopError):
-        return SourceUnreachableError(str(exc))
-    if isinstance(exc, tuf_errors.ExpiredMetadataError):
-        return MetadataRefusedError(f"metadata expired {_expired_since(fetcher, now)}({clock})")
-    if isinstance(exc, tuf_errors.BadVersionNumberError | tuf_errors.EqualVersionNumberError):
-        return MetadataRefusedError(
-            f"metadata is older than what this device already trusts ({exc}); "
-            "a stale mirror or a rollback attack"
-        )
-    if isinstance(exc, tuf_errors.UnsignedMetadataError):
-        return MetadataRefusedError(f"metadata is not signed by the trusted keys ({exc})")
-    if isinstance(exc, tuf_errors.LengthOrHashMismatchError):
-        return MetadataRefusedError(f"metadata does not match its signed hash ({exc})")
-    if isinstance(exc, tuf_errors.RepositoryError):
-        return MetadataRefusedError(f"metadata refused: {exc}")
-    if isinstance(exc, tuf_errors.DownloadHTTPError):
-        if source.kind is SourceKind.BUNDLE and exc.status_code == 404:
-            return NoBundleError(f"no update bundle in this folder ({exc})")
-        return SourceUnreachableError(f"HTTP {exc.status_code} ({exc})")
-    if isinstance(exc, tuf_errors.DownloadLengthMismatchError):
-        return MetadataRefusedError(f"metadata longer than allowed ({exc})")
-    return SourceUnreachableError(network_reason(exc))
-
-
-def network_reason(exc: BaseException) -> str:
-    """A short reason for a network failure: connection refused, timed out, ..."""
-    chain: list[BaseException] = []
-    seen: BaseException | None = exc
-    while seen is not None and len(chain) < 20:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    texts = " ".join(str(e).lower() for e in chain)
-    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "connection refused" in texts:
-        return "connection refused"
-    if "name or service not known" in texts or "failed to resolve" in texts:
-        return "host name not found"
-    if "timed out" in texts or any(
-        isinstance(e, TimeoutError | tuf_errors.SlowRetrievalError) for e in chain
-    ):
-        return "timed out"
-    root_cause = chain[-1]
-    if root_cause is exc:
-        return f"download failed ({exc})"
-    return f"download failed ({exc}: {type(root_cause).__name__}: {root_cause})"
+    reason = classify_tuf_error(exc)
+    detail = reason.detail
+    match reason.failure:
+        case TufFailure.NOT_METADATA:
+            return SourceUnreachableError(reason.html_page(_WHO[source.kind]))
+        case TufFailure.REDIRECT_LOOP | TufFailure.UNREACHABLE:
+            return SourceUnreachableError(detail)
+        case TufFailure.EXPIRED:
+            clock = f"device clock {now:%Y-%m-%d %H:%M} UTC"
+            return MetadataRefusedError(f"metadata expired {_expired_since(fetcher, now)}({clock})")
+        case TufFailure.ROLLBACK:
+            return MetadataRefusedError(
+                f"metadata is older than what this device already trusts ({detail}); "
+                "a stale mirror or a rollback attack"
+            )
+        case TufFailure.UNSIGNED:
+            return MetadataRefusedError(f"metadata is not signed by the trusted keys ({detail})")
+        case TufFailure.HASH_MISMATCH:
+            return MetadataRefusedError(f"metadata does not match its signed hash ({detail})")
+        case TufFailure.REFUSED:
+            return MetadataRefusedError(f"metadata refused: {detail}")
+        case TufFailure.HTTP_STATUS:
+            if source.kind is SourceKind.BUNDLE and reason.status == 404:
+                return NoBundleError(f"no update bundle in this folder ({detail})")
+            return SourceUnreachableError(f"HTTP {reason.status} ({detail})")
+        case TufFailure.TOO_LONG:
+            return MetadataRefusedError(f"metadata longer than allowed ({detail})")
 
 
 def _expired_since(fetcher: SourceFetcher, now: datetime) -> str:

@@ -12,12 +12,12 @@ from rich.table import Table
 
 from patchline.agent import Agent, DeviceConfig, DeviceDir, HealthCheck, create_device
 from patchline.agent.enrollment import enroll
-from patchline.agent.fetcher import http_pool
 from patchline.agent.state import load_state
 from patchline.cli.context import CliContext, pass_cli
 from patchline.cli.progress import byte_progress
 from patchline.clock import SystemClock
 from patchline.errors import UsageError
+from patchline.transport.http import http_pool
 
 DEVICE = click.argument("device", type=click.Path(file_okay=False, path_type=Path))
 

@@ -21,7 +21,6 @@ import msgspec
 
 from patchline.agent import Agent, DeviceConfig, HealthCheck, Limits, create_device
 from patchline.agent.enrollment import enroll
-from patchline.agent.fetcher import http_pool
 from patchline.clock import SystemClock
 from patchline.demo.api_client import call_api
 from patchline.demo.server_thread import ServerThread
@@ -44,6 +43,7 @@ from patchline.server.config import ServerSettings
 from patchline.settings import Settings
 from patchline.store.db import Database
 from patchline.store.migrate import upgrade
+from patchline.transport.http import http_pool
 from patchline.wire.release import UpdateClass
 
 Say = Callable[[str], None]

@@ -26,9 +26,11 @@ from patchline.fsutil import write_atomic
 from patchline.mirror.layout import MirrorLayout
 from patchline.mirror.lock import sync_lock
 from patchline.mirror.publish import Published, check_not_older, publish
-from patchline.mirror.source import CountingFetcher, MirrorSource, mirror_pool
+from patchline.mirror.source import MirrorSource
 from patchline.mirror.targets import fetch_verified, matches
 from patchline.mirror.verify import VerifiedState, VerifiedTarget, verify_source
+from patchline.transport.fetcher import CountingFetcher
+from patchline.transport.http import http_pool
 
 
 class SyncProgress(Protocol):
@@ -92,7 +94,7 @@ def sync_mirror(
     with sync_lock(layout.lock_file):
         bootstrap, first = _bootstrap_root(layout, root)
         src.check_present()
-        fetcher = CountingFetcher(pool or mirror_pool())
+        fetcher = CountingFetcher(pool or http_pool(10, 30, user_agent="patchline-mirror"))
         now = (clock or SystemClock()).now()
         state = verify_source(layout.trusted_dir, bootstrap, src, fetcher, now)
         check_not_older(layout, state)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from tuf.api import exceptions as tuf_errors
 
-from patchline.agent.trust import network_reason
 from patchline.errors import MirrorSourceUnreachableError, MirrorTargetRefusedError
 from patchline.fsutil import atomic_writer, fsync_dir
-from patchline.mirror.source import CountingFetcher
 from patchline.mirror.verify import VerifiedTarget
+from patchline.transport.fetcher import CountingFetcher
+from patchline.transport.reasons import network_reason
 
 _READ = 1 << 20
 

@@ -19,8 +19,6 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Delegations, Metadata, Targets
 from tuf.ngclient import Updater
 
-from patchline.agent.fetcher import NotMetadataError, RedirectLoopError
-from patchline.agent.trust import network_reason
 from patchline.errors import (
     MirrorError,
     MirrorExpiredError,
@@ -30,7 +28,9 @@ from patchline.errors import (
     MirrorSourceUnreachableError,
 )
 from patchline.mirror.layout import TOP_LEVEL, safe_role_name
-from patchline.mirror.source import CountingFetcher, MirrorSource
+from patchline.mirror.source import MirrorSource
+from patchline.transport.fetcher import CountingFetcher
+from patchline.transport.reasons import TufFailure, classify_tuf_error
 
 PathCheck = Callable[[str], bool]
 
@@ -202,40 +202,47 @@ def _same(data: bytes, signed: Any, name: str) -> None:
 def explain_tuf_error(exc: Exception, source: MirrorSource, now: datetime) -> MirrorError:
     """A python-tuf error as the mirror's error, in words a person understands."""
     where = source.base_url
-    if isinstance(exc, NotMetadataError):
-        return MirrorSourceUnreachableError(
-            exc.reason(where), hint="give the URL of the folder that holds metadata/ and targets/"
-        )
-    if isinstance(exc, RedirectLoopError):
-        return MirrorSourceUnreachableError(f"{where}: {exc}")
-    if isinstance(exc, tuf_errors.ExpiredMetadataError):
-        return MirrorExpiredError(
-            f"{where} serves expired metadata ({exc}; clock {now:%Y-%m-%d %H:%M} UTC): "
-            "a freeze attack, or a repository that is no longer refreshed",
-            hint="check this machine's clock, and that the repository runs "
-            "`patchline repo refresh` on a timer",
-        )
-    if isinstance(exc, tuf_errors.BadVersionNumberError | tuf_errors.EqualVersionNumberError):
-        return MirrorRollbackError(
-            f"{where} serves metadata older than what this mirror already holds ({exc}): "
-            "a stale source or a rollback attack",
-            hint="sync from an up-to-date source; the mirror keeps serving its newer copy",
-        )
-    if isinstance(exc, tuf_errors.UnsignedMetadataError):
-        return MirrorMetadataRefusedError(
-            f"{where} serves metadata not signed by the trusted keys ({exc})"
-        )
-    if isinstance(exc, tuf_errors.LengthOrHashMismatchError):
-        return MirrorMetadataRefusedError(
-            f"{where} serves metadata that does not match its signed length or hash ({exc})"
-        )
-    if isinstance(exc, tuf_errors.RepositoryError):
-        return MirrorMetadataRefusedError(f"{where}: metadata refused ({exc})")
-    if isinstance(exc, tuf_errors.DownloadHTTPError):
-        return MirrorSourceUnreachableError(
-            f"{where}: HTTP {exc.status_code} ({exc})",
-            hint="check the URL names the folder that holds metadata/ and targets/",
-        )
-    if isinstance(exc, tuf_errors.DownloadLengthMismatchError):
-        return MirrorMetadataRefusedError(f"{where} sends metadata longer than allowed ({exc})")
-    return MirrorSourceUnreachableError(f"{where} is unreachable: {network_reason(exc)}")
+    reason = classify_tuf_error(exc)
+    detail = reason.detail
+    match reason.failure:
+        case TufFailure.NOT_METADATA:
+            return MirrorSourceUnreachableError(
+                reason.html_page(where),
+                hint="give the URL of the folder that holds metadata/ and targets/",
+            )
+        case TufFailure.REDIRECT_LOOP:
+            return MirrorSourceUnreachableError(f"{where}: {detail}")
+        case TufFailure.EXPIRED:
+            return MirrorExpiredError(
+                f"{where} serves expired metadata ({detail}; clock {now:%Y-%m-%d %H:%M} UTC): "
+                "a freeze attack, or a repository that is no longer refreshed",
+                hint="check this machine's clock, and that the repository runs "
+                "`patchline repo refresh` on a timer",
+            )
+        case TufFailure.ROLLBACK:
+            return MirrorRollbackError(
+                f"{where} serves metadata older than what this mirror already holds ({detail}): "
+                "a stale source or a rollback attack",
+                hint="sync from an up-to-date source; the mirror keeps serving its newer copy",
+            )
+        case TufFailure.UNSIGNED:
+            return MirrorMetadataRefusedError(
+                f"{where} serves metadata not signed by the trusted keys ({detail})"
+            )
+        case TufFailure.HASH_MISMATCH:
+            return MirrorMetadataRefusedError(
+                f"{where} serves metadata that does not match its signed length or hash ({detail})"
+            )
+        case TufFailure.REFUSED:
+            return MirrorMetadataRefusedError(f"{where}: metadata refused ({detail})")
+        case TufFailure.HTTP_STATUS:
+            return MirrorSourceUnreachableError(
+                f"{where}: HTTP {reason.status} ({detail})",
+                hint="check the URL names the folder that holds metadata/ and targets/",
+            )
+        case TufFailure.TOO_LONG:
+            return MirrorMetadataRefusedError(
+                f"{where} sends metadata longer than allowed ({detail})"
+            )
+        case TufFailure.UNREACHABLE:
+            return MirrorSourceUnreachableError(f"{where} is unreachable: {detail}")

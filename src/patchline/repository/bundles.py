@@ -28,6 +28,7 @@ from patchline.fsutil import fsync_dir, write_atomic
 from patchline.repository.publisher import Repository
 from patchline.repository.releases import PublishedRelease, releases_of
 from patchline.repository.state import RepositoryState, archive_role
+from patchline.transport.releases import SignedDelta, signed_releases
 from patchline.wire.offline import (
     BUNDLE_FIELD,
     OFFLINE_FIELD,
@@ -40,7 +41,6 @@ from patchline.wire.offline import (
     verify_offline,
 )
 from patchline.wire.paths import UnsafePathError, consistent_target_file
-from patchline.wire.release import DeltaTargetInfo, InvalidReleaseInfo
 
 CHUNK = 1 << 20
 
@@ -165,13 +165,13 @@ def _chosen_targets(
     signed = {path: t for md in roles.values() for path, t in md.signed.targets.items()}
     chosen = {release.target_path: signed[release.target_path]}
     if with_deltas:
-        for path, target in signed.items():
-            try:
-                info = DeltaTargetInfo.from_custom(target.custom)
-            except (InvalidReleaseInfo, AttributeError, KeyError):
+        for delta in signed_releases(signed):
+            if not isinstance(delta, SignedDelta):
                 continue
-            if info.full_target == release.target_path and info.full_sha256 == release.sha256:
-                chosen[path] = target
+            if delta.info.full_target == release.target_path and (
+                delta.info.full_sha256 == release.sha256
+            ):
+                chosen[delta.path] = delta.target
     return chosen
 
 

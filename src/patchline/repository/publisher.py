@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
-import os
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +33,7 @@ from patchline.errors import (
     RepositoryNotFoundError,
     SigningError,
 )
-from patchline.fsutil import write_atomic
+from patchline.fsutil import exclusive_lock, write_atomic
 from patchline.repository.config import TOP_LEVEL_ROLES, RepositoryConfig
 from patchline.repository.keyring import Keyring
 from patchline.repository.layout import RepositoryLayout
@@ -104,31 +101,16 @@ class Repository:
         Nothing is published unless the caller calls ``commit()``; an exception inside
         the block publishes nothing.
         """
-        with _publish_lock(self.layout.lock_file):
+        lock = self.layout.lock_file
+        with exclusive_lock(lock, lambda: _busy(lock), wait_seconds=LOCK_WAIT_SECONDS, mode=0o600):
             yield Transaction(self, load_state(self.layout))
 
 
-@contextlib.contextmanager
-def _publish_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RepositoryBusyError(
-                        f"another process has been publishing to {path.parent} for "
-                        f"{LOCK_WAIT_SECONDS:.0f} s",
-                        hint="wait for it to finish and try again",
-                    ) from None
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)
+def _busy(lock: Path) -> RepositoryBusyError:
+    return RepositoryBusyError(
+        f"another process has been publishing to {lock.parent} for {LOCK_WAIT_SECONDS:.0f} s",
+        hint="wait for it to finish and try again",
+    )
 
 
 class Transaction:

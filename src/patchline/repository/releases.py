@@ -17,12 +17,12 @@ from patchline.errors import ImageError, ReleaseRejectedError
 from patchline.fsutil import fsync_dir
 from patchline.repository.publisher import Repository, Transaction
 from patchline.repository.state import RepositoryState
-from patchline.repository.versions import build_sort_key, is_newer_build
+from patchline.transport.builds import build_sort_key, is_newer_build
+from patchline.transport.releases import full_releases
 from patchline.wire.release import (
     NAME_PATTERN,
     DeltaTargetInfo,
     Eligibility,
-    InvalidReleaseInfo,
     ReleaseInfo,
     UpdateClass,
     delta_target_path,
@@ -83,14 +83,10 @@ def releases_of(state: RepositoryState, model: str) -> list[PublishedRelease]:
 
 
 def _releases_in(targets: dict[str, TargetFile]) -> list[PublishedRelease]:
-    found = []
-    for path, target in targets.items():
-        try:
-            info = ReleaseInfo.from_custom(target.custom)
-        except InvalidReleaseInfo:
-            continue
-        found.append(PublishedRelease(path, target.length, target.hashes["sha256"], info))
-    return sorted(found, key=lambda r: build_sort_key(r.info.build))
+    return [
+        PublishedRelease(r.path, r.target.length, r.target.hashes["sha256"], r.info)
+        for r in full_releases(targets)
+    ]
 
 
 def add_release(

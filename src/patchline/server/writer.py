@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 from patchline.fleet.reconcile import InstallView, Reconciled, on_check_in, on_report
 from patchline.fleet.signed_builds import SignedBuild, SignedBuilds
 from patchline.policy.audit import AuditRecord, append
-from patchline.repository.versions import is_newer_build
 from patchline.store.db import Database
 from patchline.store.models import Device, InstallReport
+from patchline.transport.builds import is_newer_build
 from patchline.wire.device_api import Report, ReportStatus
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ import msgspec
 
 from patchline.agent import Agent, DeviceConfig, DeviceDir, create_device
 from patchline.agent.enrollment import enroll
-from patchline.agent.fetcher import http_pool
 from patchline.agent.sources import Source, SourceKind
 from patchline.clock import FixedClock
 from patchline.errors import NoUpdateSourceError, PatchlineError, UpdateRefusedError
+from patchline.transport.http import http_pool
 
 
 class Kind(enum.StrEnum):

@@ -2,31 +2,33 @@
 
 A missing file in a folder is reported as HTTP 404, which is what ngclient's root
 probe loop waits for. On a card (a folder given as ``card``) no link is followed and
-only regular files are read (``patchline.agent.card``). Over HTTP up to
+only regular files are read (``patchline.transport.card``). Over HTTP up to
 ``MAX_REDIRECTS`` redirects are followed (a mirror behind a CDN; every byte is verified
 against signed metadata, so where it came from does not matter), and an HTML page is
 refused as what it is. The last metadata file fetched is remembered, so that an error
-can say when the refused metadata expired.
+can say when the refused metadata expired. ``CountingFetcher`` also records every file
+it transferred whole (a mirror's sync counts them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from io import FileIO
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import unquote, urlparse
 
 import urllib3
 from tuf.api.exceptions import DownloadError, DownloadHTTPError
 from tuf.api.exceptions import SlowRetrievalError as TufSlowRetrievalError
 from tuf.ngclient import FetcherInterface
 
-from patchline.agent.card import open_on_card
+from patchline.transport.card import open_on_card
+from patchline.transport.http import MAX_REDIRECTS, discard, is_redirect_left, repository_retries
+from patchline.transport.urls import file_url_path
 
 CHUNK = 1 << 20
 _REMEMBER_UP_TO = 1 << 20
-MAX_REDIRECTS = 3
 _HTML = frozenset({"text/html", "application/xhtml+xml"})
 
 
@@ -47,49 +49,6 @@ class NotMetadataError(DownloadError):
         super().__init__(f"{url} answered {content_type}, not TUF metadata")
         self.url = url
         self.content_type = content_type
-
-    def reason(self, who: str) -> str:
-        """The refusal in words, with ``who`` (e.g. ``the mirror``) as the subject."""
-        return (
-            f"{who} answered an HTML page, not TUF metadata (Content-Type "
-            f"{self.content_type}; a captive portal or a wrong URL?)"
-        )
-
-
-def repository_retries() -> urllib3.Retry:
-    """Retry settings for GETs of repository files: nothing retried, up to
-    ``MAX_REDIRECTS`` redirects followed; past that the last 3xx answer is returned."""
-    return urllib3.Retry(
-        total=None,
-        connect=0,
-        read=0,
-        status=0,
-        other=0,
-        redirect=MAX_REDIRECTS,
-        raise_on_redirect=False,
-        raise_on_status=False,
-    )
-
-
-def is_redirect_left(response: urllib3.BaseHTTPResponse) -> bool:
-    """True when ``response`` is a redirect that was not followed (too many of them)."""
-    return 300 <= response.status < 400 and bool(response.headers.get("Location"))
-
-
-def file_url_path(url: str) -> Path:
-    """The local path named by a ``file://`` URL."""
-    return Path(unquote(urlparse(url).path))
-
-
-def http_pool(connect_timeout: float, read_timeout: float) -> urllib3.PoolManager:
-    """A connection pool that fails fast: one connect attempt, no silent read retries.
-
-    Requests follow no redirect unless they pass ``repository_retries()``."""
-    return urllib3.PoolManager(
-        retries=urllib3.Retry(total=0, redirect=0, raise_on_status=False),
-        timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-        headers={"User-Agent": "patchline-agent"},
-    )
 
 
 class SourceFetcher(FetcherInterface):
@@ -117,13 +76,13 @@ class SourceFetcher(FetcherInterface):
                 raise TufSlowRetrievalError(f"timed out fetching {url}") from exc
             raise
         if response.status >= 400 or is_redirect_left(response):
-            _discard(response)  # its unread body must not reach the next request
+            discard(response)  # its unread body must not reach the next request
             if response.status >= 400:
                 raise DownloadHTTPError(f"HTTP {response.status} for {url}", response.status)
             raise RedirectLoopError(response.headers["Location"])
         content_type = response.headers.get("Content-Type", "")
         if content_type.split(";", 1)[0].strip().lower() in _HTML:
-            _discard(response)
+            discard(response)
             raise NotMetadataError(url, content_type)
         return self._remember(url, self._stream(response))
 
@@ -155,7 +114,7 @@ class SourceFetcher(FetcherInterface):
             if complete:
                 response.release_conn()
             else:  # stopped early (e.g. past the allowed length): never reuse it
-                _discard(response)
+                discard(response)
 
     def _remember(self, url: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
         kept: list[bytes] = []
@@ -169,14 +128,33 @@ class SourceFetcher(FetcherInterface):
             self.last_fetched = (url, b"".join(kept))
 
 
-def _discard(response: urllib3.BaseHTTPResponse) -> None:
-    """Close a response whose body was not read to its end, so its connection is not
-    handed to the next request with bytes still on the wire."""
-    response.close()
-    response.release_conn()
-
-
 def _read_chunks(handle: BinaryIO | FileIO) -> Iterator[bytes]:
     with handle:
         while chunk := handle.read(CHUNK):
             yield chunk
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One file fetched whole."""
+
+    url: str
+    size: int
+
+
+class CountingFetcher(SourceFetcher):
+    """A ``SourceFetcher`` recording every file it transferred whole."""
+
+    def __init__(self, pool: urllib3.PoolManager) -> None:
+        super().__init__(pool)
+        self.transfers: list[Transfer] = []
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        return self._count(url, super()._fetch(url))
+
+    def _count(self, url: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        size = 0
+        for chunk in chunks:
+            size += len(chunk)
+            yield chunk
+        self.transfers.append(Transfer(url, size))
