@@ -46,9 +46,9 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from patchline.clock import SystemClock
+from patchline.director.identity import create_director
+from patchline.director.releases_sync import bump_catalog
 from patchline.fleet.credentials import hash_secret
-from patchline.policy.director_identity import create_director
-from patchline.policy.releases_sync import bump_catalog
 from patchline.repository import (
     ReleaseRequest,
     RepositoryConfig,

@@ -18,8 +18,8 @@ from patchline.agent import Agent, DeviceConfig, create_device
 from patchline.agent.enrollment import enroll
 from patchline.clock import FixedClock, SystemClock
 from patchline.demo.static_host import StaticHost
+from patchline.director.identity import create_director, director_root_path
 from patchline.errors import NoUpdateSourceError
-from patchline.policy.director_identity import create_director, director_root_path
 from patchline.repository import Repository
 from patchline.store.db import Database
 from patchline.store.models import AuditEntry

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from patchline.cli.main import main
-from patchline.policy.director_identity import create_director
+from patchline.director.identity import create_director
 from patchline.repository import Repository
 from tests.conftest import PASSPHRASE
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from patchline.policy.director_identity import create_director
+from patchline.director.identity import create_director
 from patchline.repository import Repository
 from patchline.store.db import Database
 from patchline.store.models import Release

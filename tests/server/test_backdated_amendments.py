@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from patchline.clock import FixedClock
 from patchline.demo.server_thread import ServerThread
-from patchline.policy.director_identity import create_director
+from patchline.director.identity import create_director
 from patchline.repository import Repository
 from patchline.server.app import create_app
 from patchline.server.auth import Role, create_token

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from patchline.policy.audit import verify
-from patchline.policy.director_identity import create_director
+from patchline.audit import verify
+from patchline.director.identity import create_director
 from patchline.repository import Repository
 from patchline.store.db import Database
 from patchline.store.models import AuditEntry, Release

@@ -17,7 +17,7 @@ from tuf.ngclient import Updater
 
 from patchline.cli.main import main
 from patchline.delta import apply_delta
-from patchline.policy.director_identity import director_root_path
+from patchline.director.identity import director_root_path
 from patchline.wire.device_api import (
     CheckIn,
     Network,

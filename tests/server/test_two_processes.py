@@ -15,8 +15,8 @@ import msgspec
 import pytest
 from sqlalchemy import func, select, text
 
-from patchline.policy.audit import verify
-from patchline.policy.director_identity import create_director
+from patchline.audit import verify
+from patchline.director.identity import create_director
 from patchline.repository import Repository
 from patchline.store.db import Base, Database
 from patchline.store.models import AuditEntry, InstallReport

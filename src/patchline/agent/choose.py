@@ -12,8 +12,8 @@ from patchline.agent.device import DeviceConfig
 from patchline.agent.state import SlotContent
 from patchline.agent.trust import VerifiedSource
 from patchline.errors import DirectorRefusedError, DowngradeError, NotEligibleError
-from patchline.transport.builds import build_sort_key
 from patchline.transport.releases import full_releases
+from patchline.wire.builds import build_sort_key
 from patchline.wire.director import Action, DirectorDecision, agrees_with_image
 from patchline.wire.release import (
     DeltaTargetInfo,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
+from patchline.audit import audit_signer, export, verify, verify_export
 from patchline.cli.context import CliContext, pass_cli
 from patchline.cli.database import database_option, open_database
 from patchline.clock import SystemClock
 from patchline.errors import AuditChainBrokenError, AuditError
-from patchline.policy.audit import audit_signer, export, verify, verify_export
 from patchline.store.db import Database
 
 day = click.DateTime(formats=["%Y-%m-%d"])

@@ -16,11 +16,11 @@ from patchline.cli.database import database_option, open_database
 from patchline.cli.output import iso_utc, json_option, print_json
 from patchline.cli.progress import byte_progress
 from patchline.clock import SystemClock
+from patchline.director.catalog import load_catalog
+from patchline.director.yank import find_release, yank
 from patchline.errors import PolicyError, UsageError
 from patchline.policy import Amendment, Rule
-from patchline.policy.authorise import authorise_with, resign_to_rules, restrict_to_rules
-from patchline.policy.catalog import load_catalog
-from patchline.policy.yank import find_release, yank
+from patchline.policy.authorise import authorise_with
 from patchline.repository import (
     PublishedRelease,
     ReleaseRequest,
@@ -28,6 +28,7 @@ from patchline.repository import (
     releases_of,
 )
 from patchline.repository.lapse import lapse_release
+from patchline.repository.under_rules import resign_to_rules, restrict_to_rules
 from patchline.wire.release import (
     Eligibility,
     UpdateClass,

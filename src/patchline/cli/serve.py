@@ -13,7 +13,7 @@ from rich.table import Table
 
 from patchline.cli.context import CliContext, cli_actor, pass_cli
 from patchline.clock import SystemClock
-from patchline.policy.director_identity import create_director, director_root_path
+from patchline.director.identity import create_director, director_root_path
 from patchline.server.app import create_app
 from patchline.server.auth import Role, create_token, list_tokens, revoke_token
 from patchline.server.config import ServerSettings

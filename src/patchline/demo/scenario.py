@@ -25,8 +25,8 @@ from patchline.clock import SystemClock
 from patchline.demo.api_client import call_api
 from patchline.demo.server_thread import ServerThread
 from patchline.demo.static_host import StaticHost
+from patchline.director.identity import create_director, director_root_path
 from patchline.errors import PatchlineError
-from patchline.policy.director_identity import create_director, director_root_path
 from patchline.repository import (
     ReleaseRequest,
     Repository,

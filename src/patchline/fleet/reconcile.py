@@ -4,7 +4,7 @@ Applied on every check-in and every report, server-side, with the device's row r
 in the same transaction, so that several server processes agree.
 
 A build other than the assigned one is told apart by build order
-(``patchline.transport.builds``) and by whether the image repository signed it for
+(``patchline.wire.builds``) and by whether the image repository signed it for
 the device's model (a row in the releases table):
 
 - older than the assigned build, or the build the install started from: a rollback
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from patchline.transport.builds import is_newer_build
+from patchline.wire.builds import is_newer_build
 from patchline.wire.device_api import ReportStatus
 
 #: Install states a device moves through after an offer.

@@ -1,7 +1,9 @@
-"""Delivery rules, the director's decisions, and the tamper-evident audit chain.
+"""Delivery rules and the decision they give for one device, with reasons.
 
-The rules engine is pure logic, no database and no HTTP: the server turns its rows
-into these objects and caches decisions per cohort. Its public surface::
+Pure logic, no database, no HTTP, no repository: it depends only on ``patchline.wire`` (formats and
+build order), ``patchline.clock`` and ``patchline.errors``.
+The director (``patchline.director``) turns database rows into these objects and caches
+decisions per cohort; the audit chain is ``patchline.audit``. The public surface::
 
     Rule, Amendment, Effect, rule_on, rule_history       rules and their amendments
     DeviceFacts, ReleaseFacts, DeltaFacts                 what the director knows

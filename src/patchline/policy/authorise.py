@@ -27,7 +27,7 @@ Rules change after a release is signed (a ban, a licence that narrows). Mirrors 
 cards keep serving what was signed, so ``eligibility_under_rules`` gives what an
 already signed release may keep: its own eligibility narrowed to what the rules now
 allow, or lapsed on the day they allow it to nobody; the repository re-signs releases
-with it (``patchline.repository.restrict``). Rules alone never widen a signed release.
+with it (``patchline.repository.under_rules``). Rules alone never widen a signed release.
 
 An amendment can: a licence extended after a release was signed under it.
 ``eligibility_resigned`` also lifts a date limit (``valid_until``, ``deployed_before``)
@@ -56,8 +56,6 @@ from patchline.policy.rules import (
     rule_history,
     rule_on,
 )
-from patchline.repository.publisher import Repository
-from patchline.repository.restrict import Restricted, restrict_releases
 from patchline.wire.release import AmendmentRef, Eligibility, ReleaseInfo, UpdateClass
 
 #: The rule fields a signed eligibility takes from the allowing rule.
@@ -242,43 +240,6 @@ def eligibility_resigned(
         return narrowed
     amendment = max(behind, key=lambda a: (a.effective_from, a.sequence))
     return dataclasses.replace(widened, rule=own.rule, amendment=amendment_ref(amendment))
-
-
-def resign_to_rules(
-    repo: Repository,
-    *,
-    rules: Iterable[Rule],
-    amendments: Iterable[Amendment] = (),
-    day: date,
-) -> list[Restricted]:
-    """Re-sign every release of ``repo`` whose eligibility ``eligibility_resigned`` changes
-    on ``day`` (narrower or, under an amendment, wider), in one publish; return what
-    changed (nothing is published when nothing changes)."""
-    known_rules, known_amendments = list(rules), list(amendments)
-    return restrict_releases(
-        repo,
-        lambda info: eligibility_resigned(
-            info, rules=known_rules, amendments=known_amendments, day=day
-        ),
-    )
-
-
-def restrict_to_rules(
-    repo: Repository,
-    *,
-    rules: Iterable[Rule],
-    amendments: Iterable[Amendment] = (),
-    day: date,
-) -> list[Restricted]:
-    """Re-sign every release of ``repo`` the rules in force on ``day`` narrow (one
-    publish; nothing when none); return what changed."""
-    known_rules, known_amendments = list(rules), list(amendments)
-    return restrict_releases(
-        repo,
-        lambda info: eligibility_under_rules(
-            info, rules=known_rules, amendments=known_amendments, day=day
-        ),
-    )
 
 
 def _allowed_by(

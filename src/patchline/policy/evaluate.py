@@ -28,7 +28,7 @@ from patchline.policy.rules import (
     precedence,
     rule_on,
 )
-from patchline.transport.builds import build_sort_key
+from patchline.wire.builds import build_sort_key
 
 
 class Role(enum.StrEnum):

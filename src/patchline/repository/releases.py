@@ -17,8 +17,8 @@ from patchline.errors import ImageError, ReleaseRejectedError
 from patchline.fsutil import fsync_dir
 from patchline.repository.publisher import Repository, Transaction
 from patchline.repository.state import RepositoryState
-from patchline.transport.builds import build_sort_key, is_newer_build
 from patchline.transport.releases import full_releases
+from patchline.wire.builds import build_sort_key, is_newer_build
 from patchline.wire.release import (
     NAME_PATTERN,
     DeltaTargetInfo,

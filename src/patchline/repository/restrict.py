@@ -19,7 +19,8 @@ from tuf.api.metadata import Targets
 
 from patchline.repository.publisher import Repository
 from patchline.repository.state import archive_role
-from patchline.wire.release import Eligibility, InvalidReleaseInfo, ReleaseInfo
+from patchline.transport.releases import SignedRelease, signed_releases
+from patchline.wire.release import Eligibility, ReleaseInfo
 
 
 @dataclass(frozen=True)
@@ -63,17 +64,13 @@ def _restrict_role(
     role: Targets, eligibility_for: Callable[[ReleaseInfo], Eligibility]
 ) -> list[Restricted]:
     changed = []
-    for path, target in role.targets.items():
-        custom = target.unrecognized_fields.get("custom")
-        if not isinstance(custom, dict) or custom.get("kind") != "full":
+    for found in signed_releases(role.targets):
+        if not isinstance(found, SignedRelease):
             continue
-        try:
-            info = ReleaseInfo.from_custom(custom)
-        except InvalidReleaseInfo:
-            continue
+        info = found.info
         after = eligibility_for(info)
         if after == info.eligibility:
             continue
-        target.unrecognized_fields["custom"] = replace(info, eligibility=after).to_custom()
-        changed.append(Restricted(path, info.model, info.build, info.eligibility, after))
+        found.target.unrecognized_fields["custom"] = replace(info, eligibility=after).to_custom()
+        changed.append(Restricted(found.path, info.model, info.build, info.eligibility, after))
     return changed

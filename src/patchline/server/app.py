@@ -12,10 +12,11 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from patchline import __version__
+from patchline.bounded_cache import BoundedCache
 from patchline.clock import Clock, SystemClock
+from patchline.director.answers import Director
+from patchline.director.identity import director_signer, load_director_root
 from patchline.errors import PatchlineError
-from patchline.policy.director import BoundedCache, Director
-from patchline.policy.director_identity import director_signer, load_director_root
 from patchline.repository.layout import RepositoryLayout
 from patchline.repository.passphrases import PassphraseSource
 from patchline.repository.publisher import Repository

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from patchline.audit import AuditRecord, append
 from patchline.errors import AlreadyWithdrawnError, NotFoundError, UsageError
-from patchline.policy.audit import AuditRecord, append
 from patchline.store.models import ApiToken
 
 

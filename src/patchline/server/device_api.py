@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from sqlalchemy import select
 
+from patchline.audit import AuditRecord, append
 from patchline.fleet.credentials import secret_matches, split_credential
 from patchline.fleet.enrollment import EnrollmentConflictError, enroll
-from patchline.policy.audit import AuditRecord, append
 from patchline.server.asgi_io import (
     BodyTooLarge,
     Receive,

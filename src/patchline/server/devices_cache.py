@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from patchline.policy.director import BoundedCache
+from patchline.bounded_cache import BoundedCache
 from patchline.store.db import Database
 from patchline.store.models import Device
 

@@ -16,12 +16,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from patchline.policy.audit import AuditRecord, verify
+from patchline.audit import AuditRecord, verify
+from patchline.director.catalog import amendment_of, aware, load_catalog
+from patchline.director.releases_sync import bump_catalog
 from patchline.policy.authorise import authorise_with
-from patchline.policy.catalog import amendment_of, aware, load_catalog
 from patchline.policy.explain import explain
 from patchline.policy.facts import DeviceFacts
-from patchline.policy.releases_sync import bump_catalog
 from patchline.policy.rules import Amendment, Rule, rule_history
 from patchline.repository.publisher import Repository
 from patchline.repository.releases import ReleaseRequest, add_release

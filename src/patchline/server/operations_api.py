@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
+from patchline.director.yank import yank
 from patchline.fleet.decommission import decommission
-from patchline.policy.yank import yank
 from patchline.repository.lapse import lapse_release
 from patchline.repository.publisher import Repository
 from patchline.server.auth import Permission, list_tokens, revoke_token

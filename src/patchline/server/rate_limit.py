@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from patchline.policy.director import BoundedCache
+from patchline.bounded_cache import BoundedCache
 
 
 @dataclass

@@ -7,12 +7,12 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from patchline.audit import AuditRecord
 from patchline.clock import Clock
+from patchline.director.answers import Director
+from patchline.director.catalog import load_catalog
+from patchline.director.releases_sync import catalog_version, sync_releases
 from patchline.fleet.decommission import decommissioned_ids
-from patchline.policy.audit import AuditRecord
-from patchline.policy.catalog import load_catalog
-from patchline.policy.director import Director
-from patchline.policy.releases_sync import catalog_version, sync_releases
 from patchline.repository.layout import RepositoryLayout
 from patchline.repository.state import load_state
 from patchline.server.config import ServerSettings

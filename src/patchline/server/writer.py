@@ -23,12 +23,12 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from patchline.audit import AuditRecord, append
 from patchline.fleet.reconcile import InstallView, Reconciled, on_check_in, on_report
 from patchline.fleet.signed_builds import SignedBuild, SignedBuilds
-from patchline.policy.audit import AuditRecord, append
 from patchline.store.db import Database
 from patchline.store.models import Device, InstallReport
-from patchline.transport.builds import is_newer_build
+from patchline.wire.builds import is_newer_build
 from patchline.wire.device_api import Report, ReportStatus
 
 log = logging.getLogger(__name__)

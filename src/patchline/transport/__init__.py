@@ -6,7 +6,6 @@
     open_on_card / read_metadata          a card read without following links (card)
     classify_tuf_error / network_reason   python-tuf's exceptions by meaning (reasons)
     signed_releases / full_releases       the releases a targets role signs (releases)
-    build_sort_key / is_newer_build       the order of builds (builds)
     DeviceApiClient                       enroll, check in, send reports and receipts
                                           (device_api_client)
 

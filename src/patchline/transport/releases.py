@@ -12,7 +12,7 @@ from typing import Any
 
 from tuf.api.metadata import TargetFile
 
-from patchline.transport.builds import build_sort_key
+from patchline.wire.builds import build_sort_key
 from patchline.wire.release import DeltaTargetInfo, InvalidReleaseInfo, ReleaseInfo
 
 

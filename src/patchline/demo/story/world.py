@@ -24,10 +24,10 @@ from patchline.demo.api_client import call_api
 from patchline.demo.scenario import ENROLLMENT_TOKEN, make_image
 from patchline.demo.server_thread import ServerThread
 from patchline.demo.static_host import StaticHost
+from patchline.director.identity import create_director, director_root_path
 from patchline.mirror.sync import sync_mirror
 from patchline.policy import Amendment, Rule
-from patchline.policy.authorise import Authorisation, authorise_release, restrict_to_rules
-from patchline.policy.director_identity import create_director, director_root_path
+from patchline.policy.authorise import Authorisation, authorise_release
 from patchline.repository import (
     ReleaseRequest,
     Repository,
@@ -40,6 +40,7 @@ from patchline.repository.bundles import export_bundle
 from patchline.repository.continuity import add_successor, handover
 from patchline.repository.passphrases import PassphraseSource
 from patchline.repository.refresh import refresh
+from patchline.repository.under_rules import restrict_to_rules
 from patchline.server.app import create_app
 from patchline.server.auth import Role, create_token
 from patchline.server.config import ServerSettings

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-from patchline.policy.audit import verify
-from patchline.policy.releases_sync import sync_releases
+from patchline.audit import verify
+from patchline.director.releases_sync import sync_releases
 from patchline.repository import Repository
 from patchline.repository.restrict import restrict_releases
 from patchline.repository.state import RepositoryState

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select, text
 
-from patchline.policy.audit import entry_hash, verify
-from patchline.policy.audit_chain import ENTRY_COLUMNS
-from patchline.policy.audit_format import format_at
+from patchline.audit import entry_hash, verify
+from patchline.audit.chain import ENTRY_COLUMNS
+from patchline.audit.format import format_at
 from patchline.store.db import Database
 from patchline.store.models import AuditEntry
 from tests.policy.test_audit_chain import fill

@@ -1,6 +1,6 @@
 import pytest
 
-from patchline.transport.builds import build_sort_key, is_newer_build
+from patchline.wire.builds import build_sort_key, is_newer_build
 
 
 @pytest.mark.parametrize(

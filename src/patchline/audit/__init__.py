@@ -12,7 +12,7 @@ The public surface::
 See docs/audit.md for the chain format and the hash definition.
 """
 
-from patchline.policy.audit_chain import (
+from patchline.audit.chain import (
     GENESIS,
     ChainHead,
     VerifyProblem,
@@ -21,9 +21,9 @@ from patchline.policy.audit_chain import (
     read_head,
     verify,
 )
-from patchline.policy.audit_export import ExportSummary, export, verify_export
-from patchline.policy.audit_format import GENESIS_HASH, AuditRecord, canonical_json, entry_hash
-from patchline.policy.audit_keys import AUDIT_ROLE, audit_signer
+from patchline.audit.export import ExportSummary, export, verify_export
+from patchline.audit.format import GENESIS_HASH, AuditRecord, canonical_json, entry_hash
+from patchline.audit.keys import AUDIT_ROLE, audit_signer
 
 __all__ = [
     "AUDIT_ROLE",

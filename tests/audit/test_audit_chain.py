@@ -10,8 +10,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from patchline.errors import AuditRecordError
-from patchline.policy.audit import (
+from patchline.audit import (
     GENESIS_HASH,
     AuditRecord,
     append,
@@ -20,6 +19,7 @@ from patchline.policy.audit import (
     read_head,
     verify,
 )
+from patchline.errors import AuditRecordError
 from patchline.store.db import Database
 from patchline.store.models import AuditEntry
 

@@ -11,9 +11,9 @@ import pytest
 from securesystemslib.signer import CryptoSigner
 from sqlalchemy import text
 
+from patchline.audit import AuditRecord, append, export, verify_export
+from patchline.audit.export import ENTRIES_FILE, SUMMARY_FILE
 from patchline.errors import AuditChainBrokenError, AuditExportInvalidError
-from patchline.policy.audit import AuditRecord, append, export, verify_export
-from patchline.policy.audit_export import ENTRIES_FILE, SUMMARY_FILE
 from patchline.store.db import Database
 from tests.policy.test_audit_chain import records
 

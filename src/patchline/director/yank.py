@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from patchline.audit import AuditRecord, append
+from patchline.director.releases_sync import bump_catalog
 from patchline.errors import AlreadyWithdrawnError, NotFoundError
-from patchline.policy.audit import AuditRecord, append
-from patchline.policy.releases_sync import bump_catalog
 from patchline.store.models import Release
 
 

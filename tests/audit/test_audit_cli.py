@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from patchline.audit import AUDIT_ROLE
 from patchline.cli.main import main
-from patchline.policy.audit import AUDIT_ROLE
 from patchline.repository import Repository
 from patchline.store.db import Database, default_url
 from patchline.store.migrate import upgrade

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
-from patchline.policy.audit import verify
-from patchline.policy.releases_sync import sync_releases
+from patchline.audit import verify
+from patchline.director.releases_sync import sync_releases
 from patchline.repository import Repository
 from patchline.repository.restrict import restrict_releases
 from patchline.store.db import Database

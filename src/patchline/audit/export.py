@@ -7,7 +7,7 @@ with hashes and prev hashes) and ``summary.json``: ``{"signed": {...}, "signatur
 links, the head at export time, and the entries file's length and sha256.
 
 Checking an export also checks every offline install receipt in it against its
-device's Ed25519 signature (``patchline.policy.audit_receipts``), so a receipt the
+device's Ed25519 signature (``patchline.audit.receipts``), so a receipt the
 server (or anyone holding the audit key) made up or edited is found.
 """
 
@@ -25,11 +25,11 @@ from securesystemslib.signer import Signature, Signer, SSlibKey
 from securesystemslib.signer._utils import compute_default_keyid
 from sqlalchemy import func, select
 
+from patchline.audit.chain import ENTRY_COLUMNS, GENESIS, ChainHead, read_head
+from patchline.audit.format import canonical_json, entry_hash, format_at
+from patchline.audit.receipts import ReceiptCheck
 from patchline.errors import AuditChainBrokenError, AuditError, AuditExportInvalidError
 from patchline.fsutil import atomic_writer, write_atomic
-from patchline.policy.audit_chain import ENTRY_COLUMNS, GENESIS, ChainHead, read_head
-from patchline.policy.audit_format import canonical_json, entry_hash, format_at
-from patchline.policy.audit_receipts import ReceiptCheck
 from patchline.store.db import Database
 from patchline.store.models import AuditEntry
 

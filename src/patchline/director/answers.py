@@ -11,58 +11,23 @@ a steady fleet polling costs no signatures.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from securesystemslib.signer import Signer
 from tuf.api.metadata import TargetFile
 from tuf.api.serialization.json import JSONSerializer
 
-from patchline.policy.catalog import Catalog
+from patchline.bounded_cache import BoundedCache
+from patchline.director.catalog import Catalog
 from patchline.policy.decide import Action as DecisionAction
 from patchline.policy.decide import Decision, cohort_key, decide, decision_digest
 from patchline.policy.evaluate import phone_ready
 from patchline.policy.facts import DeviceFacts
 from patchline.wire.director import Action, sign_decision
 
-K = TypeVar("K")
-V = TypeVar("V")
 _COMPACT = JSONSerializer(compact=True)
-
-
-class BoundedCache(Generic[K, V]):
-    """A dict that forgets its least recently used entries past ``size``."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._data: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        """The value for ``key``, marking it recently used; None when absent."""
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        """Store ``value``; drop the oldest entry when full."""
-        self._data[key] = value
-        self._data.move_to_end(key)
-        if len(self._data) > self._size:
-            self._data.popitem(last=False)
-
-    def forget(self, key: K) -> None:
-        """Drop one entry if present."""
-        self._data.pop(key, None)
-
-    def clear(self) -> None:
-        """Forget everything."""
-        self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 @dataclass

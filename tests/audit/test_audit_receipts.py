@@ -16,9 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import CryptoSigner
 
-from patchline.cli.main import main
-from patchline.errors import AuditExportInvalidError
-from patchline.policy.audit import (
+from patchline.audit import (
     AuditRecord,
     append,
     canonical_json,
@@ -26,7 +24,9 @@ from patchline.policy.audit import (
     export,
     verify_export,
 )
-from patchline.policy.audit_export import ENTRIES_FILE, SUMMARY_FILE
+from patchline.audit.export import ENTRIES_FILE, SUMMARY_FILE
+from patchline.cli.main import main
+from patchline.errors import AuditExportInvalidError
 from patchline.server.receipts import receipt_reports
 from patchline.server.writer import report_payload
 from patchline.store.db import Database

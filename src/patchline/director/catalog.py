@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from patchline.director.releases_sync import catalog_version
 from patchline.policy.facts import DeltaFacts, ReleaseFacts
-from patchline.policy.releases_sync import catalog_version
 from patchline.policy.rules import Amendment, Rule
 from patchline.store.models import Policy, PolicyAmendment, Release
 from patchline.wire.release import Eligibility, UpdateClass

@@ -18,8 +18,8 @@ from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from patchline.audit.format import GENESIS_HASH, AuditRecord, entry_hash, format_at
 from patchline.errors import AuditError
-from patchline.policy.audit_format import GENESIS_HASH, AuditRecord, entry_hash, format_at
 from patchline.store.db import Database
 from patchline.store.models import AuditEntry, AuditHead
 

@@ -20,7 +20,7 @@ BATCH = 20
 
 def _appender(url: str, worker: int, start: Any) -> None:
     """Append TRANSACTIONS batches of BATCH records, starting when every worker is ready."""
-    from patchline.policy.audit import AuditRecord, append
+    from patchline.audit import AuditRecord, append
 
     db = Database.connect(url)
     start.wait(timeout=60)
@@ -41,7 +41,7 @@ def _appender(url: str, worker: int, start: Any) -> None:
 
 
 def test_processes_appending_at_once_keep_one_unbroken_chain(database_url: str) -> None:
-    from patchline.policy.audit import verify
+    from patchline.audit import verify
 
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(PROCESSES)

@@ -19,11 +19,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from patchline.policy.audit import AuditRecord, append
+from patchline.audit import AuditRecord, append
 from patchline.repository.state import RepositoryState
 from patchline.store.models import CatalogVersion, Release
+from patchline.transport.releases import SignedRelease, signed_releases
 from patchline.wire.device_api import Network
-from patchline.wire.release import DeltaTargetInfo, Eligibility, InvalidReleaseInfo, ReleaseInfo
+from patchline.wire.release import Eligibility
 
 DEFAULT_NETWORKS = [n.value for n in Network if n is not Network.OFFLINE]
 
@@ -57,44 +58,40 @@ def catalog_version(session: Session) -> int:
 
 def _rows_of(state: RepositoryState, now: datetime) -> Iterable[dict[str, Any]]:
     for role in state.delegated_roles():
-        for path, target in state.delegated(role).signed.targets.items():
+        for found in signed_releases(state.delegated(role).signed.targets):
             base = {
-                "target_path": path,
-                "length": target.length,
-                "sha256": target.hashes.get("sha256", ""),
+                "target_path": found.path,
+                "length": found.target.length,
+                "sha256": found.target.hashes.get("sha256", ""),
                 "published_at": now,
                 "min_battery_percent": 20,
                 "allowed_networks": DEFAULT_NETWORKS,
             }
-            kind = target.custom.get("kind") if isinstance(target.custom, dict) else None
-            try:
-                if kind == "full":
-                    info = ReleaseInfo.from_custom(target.custom)
-                    yield {
-                        **base,
-                        "kind": "full",
-                        "model": info.model,
-                        "build": info.build,
-                        "security_patch_level": info.security_patch_level,
-                        "update_class": info.update_class.value,
-                        "build_time": info.build_time,
-                        "eligibility": info.eligibility.to_json(),
-                        "notes": info.notes,
-                    }
-                elif kind == "delta":
-                    delta = DeltaTargetInfo.from_custom(target.custom)
-                    yield {
-                        **base,
-                        "kind": "delta",
-                        "model": delta.model,
-                        "build": delta.build,
-                        "source_build": delta.source_build,
-                        "source_sha256": delta.source_sha256,
-                        "full_target": delta.full_target,
-                        "eligibility": {},
-                    }
-            except InvalidReleaseInfo:
-                continue  # not a Patchline target: nothing to offer
+            if isinstance(found, SignedRelease):
+                info = found.info
+                yield {
+                    **base,
+                    "kind": "full",
+                    "model": info.model,
+                    "build": info.build,
+                    "security_patch_level": info.security_patch_level,
+                    "update_class": info.update_class.value,
+                    "build_time": info.build_time,
+                    "eligibility": info.eligibility.to_json(),
+                    "notes": info.notes,
+                }
+            else:
+                delta = found.info
+                yield {
+                    **base,
+                    "kind": "delta",
+                    "model": delta.model,
+                    "build": delta.build,
+                    "source_build": delta.source_build,
+                    "source_sha256": delta.source_sha256,
+                    "full_target": delta.full_target,
+                    "eligibility": {},
+                }
 
 
 def eligibility_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Root
 
-from patchline.policy.catalog import Catalog
+from patchline.director.answers import Director
+from patchline.director.catalog import Catalog
 from patchline.policy.decide import decide, decision_digest
-from patchline.policy.director import Director
 from patchline.policy.rules import Effect, Rule
 from patchline.wire.director import Action, verify_decision
 from tests.policy.policy_factories import delta, device, release
