@@ -16,7 +16,7 @@ from patchline.cli.main import main
 from patchline.repository import Repository
 from patchline.store.db import Database, default_url
 from patchline.store.migrate import upgrade
-from tests.policy.test_audit_chain import T0, fill
+from tests.audit.test_audit_chain import T0, fill
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -15,7 +15,7 @@ from patchline.audit import AuditRecord, append, export, verify_export
 from patchline.audit.export import ENTRIES_FILE, SUMMARY_FILE
 from patchline.errors import AuditChainBrokenError, AuditExportInvalidError
 from patchline.store.db import Database
-from tests.policy.test_audit_chain import records
+from tests.audit.test_audit_chain import records
 
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 DAY1 = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)

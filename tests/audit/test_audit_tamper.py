@@ -12,7 +12,7 @@ from patchline.audit.chain import ENTRY_COLUMNS
 from patchline.audit.format import format_at
 from patchline.store.db import Database
 from patchline.store.models import AuditEntry
-from tests.policy.test_audit_chain import fill
+from tests.audit.test_audit_chain import fill
 
 ENTRIES = 10
 
