@@ -117,7 +117,7 @@ def run(releases: int, models: int, cli_check: bool) -> dict[str, Any]:
         home,
         # Deltas are measured by bench/delta_compare.py; here only signing and publishing.
         RepositoryConfig(keys_dir=home / "keys", delta_sources=0),
-        settings=Settings(kdf_log2n=Settings.from_env().kdf_log2n),
+        settings=Settings(kdf_log2n=Settings.from_env(os.environ).kdf_log2n),
         passphrases=PassphraseSource(env, interactive=False),
         clock=SystemClock(),
     )

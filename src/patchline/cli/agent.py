@@ -217,15 +217,19 @@ def send_reports(ctx: CliContext, device: Path) -> None:
 
 @agent.command("enroll")
 @DEVICE
-@click.option("--token", envvar="PATCHLINE_ENROLLMENT_TOKEN", required=True, help="Fleet token.")
+@click.option("--token", default=None, help="Fleet token (default: PATCHLINE_ENROLLMENT_TOKEN).")
 @click.option("--serial", required=True, help="The device's serial number.")
 @click.option("--hardware-id", required=True, help="A stable hardware identifier.")
 @click.option("--carrier", default="", help="The device's carrier, if any.")
 @pass_cli
 def enroll_device(
-    ctx: CliContext, device: Path, token: str, serial: str, hardware_id: str, carrier: str
+    ctx: CliContext, device: Path, token: str | None, serial: str, hardware_id: str, carrier: str
 ) -> None:
     """Enroll the device with its server (once); the credential is kept in device.json."""
+    if token is None:
+        if ctx.settings.enrollment_token is None:
+            raise click.MissingParameter(param_hint="'--token' (or PATCHLINE_ENROLLMENT_TOKEN)")
+        token = ctx.settings.enrollment_token.get_secret_value()
     directory = DeviceDir(device)
     config = directory.load_config()
     pool = http_pool(config.limits.connect_timeout_seconds, config.limits.connect_timeout_seconds)

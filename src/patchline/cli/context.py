@@ -17,9 +17,13 @@ from patchline.settings import Settings
 class CliContext:
     """Handed to each command through click's context object."""
 
-    home: Path
     settings: Settings
     console: Console
+
+    @property
+    def home(self) -> Path:
+        """The data directory: ``--home``, else ``PATCHLINE_HOME``, else here."""
+        return self.settings.home
 
     def open_repository(self) -> Repository:
         """Open the repository in ``--home`` (raises RepositoryNotFoundError)."""

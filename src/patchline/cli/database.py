@@ -12,12 +12,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from patchline.cli.context import CliContext
 from patchline.errors import PatchlineError
-from patchline.store.db import Database, default_url
+from patchline.store.db import Database
 from patchline.store.migrate import is_migrated
 
 database_option = click.option(
     "--database-url",
-    envvar="PATCHLINE_DATABASE_URL",
     default=None,
     help="The database (or set PATCHLINE_DATABASE_URL); default: patchline.db in --home.",
 )
@@ -33,7 +32,7 @@ def open_database(
     migrated; else ``error`` saying so, and nothing is created. A database failure inside
     the block becomes ``error`` saying what could not be done (``doing``), with the
     password hidden."""
-    url = url or default_url(cli.home)
+    url = url or cli.settings.server_database_url()
     shown = make_url(url).render_as_string(hide_password=True)
     _require_sqlite_file(url, shown, error)
     db = Database.connect(url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -31,17 +32,16 @@ from patchline.settings import Settings
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="PATCHLINE_HOME",
-    default=".",
-    show_default=True,
-    help="The repository's data directory (or set PATCHLINE_HOME).",
+    default=None,
+    help="The repository's data directory (or set PATCHLINE_HOME; default: here).",
 )
 @click.version_option(__version__, prog_name="patchline")
 @click.pass_context
-def cli(ctx: click.Context, home: Path) -> None:
+def cli(ctx: click.Context, home: Path | None) -> None:
     """Patchline: signed over-the-air updates that any static host can deliver."""
-    settings = Settings.from_env()
-    ctx.obj = CliContext(home=home, settings=settings, console=make_console())
+    overrides = {} if home is None else {"home": home}
+    settings = Settings.from_env(os.environ, **overrides)
+    ctx.obj = CliContext(settings=settings, console=make_console())
 
 
 for command in (

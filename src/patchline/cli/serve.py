@@ -16,14 +16,18 @@ from patchline.clock import SystemClock
 from patchline.director.identity import create_director, director_root_path
 from patchline.server.app import create_app
 from patchline.server.auth import Role, create_token, list_tokens, revoke_token
-from patchline.server.config import ServerSettings
 from patchline.store.db import Database
 from patchline.store.migrate import upgrade
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True)
+@click.option("--host", default=None, help="The address to bind (default: PATCHLINE_HOST).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="The port (default: PATCHLINE_PORT).",
+)
 @click.option("--log-level", default="warning", show_default=True)
 @click.option(
     "--server",
@@ -34,13 +38,19 @@ from patchline.store.migrate import upgrade
     help="The ASGI server (see bench/RESULTS.md for how they compare).",
 )
 @pass_cli
-def serve(cli: CliContext, host: str, port: int, log_level: str, asgi_server: str) -> None:
+def serve(
+    cli: CliContext, host: str | None, port: int | None, log_level: str, asgi_server: str
+) -> None:
     """Run the update server (device API, management API, repository files)."""
-    home = cli.home.absolute()
-    settings = ServerSettings.from_env(home, host, port)
+    given = {"host": host, "port": port}
+    settings = cli.settings.replace(
+        home=cli.home.absolute(), **{k: v for k, v in given.items() if v is not None}
+    )
+    host, port = settings.host, settings.port
     cli.console.print(f"Patchline server on http://{host}:{port} (docs at /docs)")
     if asgi_server == "granian":
-        env = {**os.environ, "PATCHLINE_HOME": str(home), "PATCHLINE_HOST": host}
+        # The worker processes build the same settings from this environment.
+        env = {**os.environ, "PATCHLINE_HOME": str(settings.home), "PATCHLINE_HOST": host}
         env["PATCHLINE_PORT"] = str(port)
         granian = shutil.which("granian") or str(Path(sys.executable).parent / "granian")
         os.execve(  # noqa: S606 - replaces this process with the chosen server
@@ -83,8 +93,7 @@ def token() -> None:
 
 
 def _database(cli: CliContext) -> Database:
-    settings = ServerSettings.from_env(cli.home.absolute(), "127.0.0.1", 8000)
-    db = Database.connect(settings.database_url)
+    db = Database.connect(cli.settings.server_database_url())
     upgrade(db)
     return db
 

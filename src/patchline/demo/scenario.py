@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from pydantic import SecretStr
 
 from patchline.agent import Agent, DeviceConfig, HealthCheck, Limits, create_device
 from patchline.agent.enrollment import enroll
@@ -39,7 +40,6 @@ from patchline.repository import (
 from patchline.repository.passphrases import PassphraseSource
 from patchline.server.app import create_app
 from patchline.server.auth import Role, create_token
-from patchline.server.config import ServerSettings
 from patchline.settings import Settings
 from patchline.store.db import Database
 from patchline.store.migrate import upgrade
@@ -103,14 +103,12 @@ class Demo:
         return call_api(self.server_url, self.api_token, method, path, body)
 
     def start_server(self, port: int) -> None:
-        settings = ServerSettings.from_env(
-            self.repo.layout.home,
-            "127.0.0.1",
-            port,
-            {
-                "PATCHLINE_ENROLLMENT_TOKEN": ENROLLMENT_TOKEN,
-                "PATCHLINE_DATABASE_URL": f"sqlite:///{self.workdir / 'server.db'}",
-            },
+        settings = Settings(
+            home=self.repo.layout.home,
+            port=port,
+            enrollment_token=SecretStr(ENROLLMENT_TOKEN),
+            database_url=f"sqlite:///{self.workdir / 'server.db'}",
+            kdf_log2n=self.settings.kdf_log2n,
         )
         app = create_app(settings, passphrases=self.passphrases)
         self.server = ServerThread(app, "127.0.0.1", port).start()

@@ -147,7 +147,8 @@ def handover(
     Raises RepositoryNotFoundError when ``home`` has no public tree, ContinuityError
     for a name root does not list, SigningError when ``keys_dir`` holds fewer of the
     successor's keys than root's threshold, PassphraseError when they will not open.
-    On any refusal nothing is written, in ``home`` or in ``keys_dir``.
+    On any refusal nothing is written, in ``home`` or in ``keys_dir``. ``settings``
+    defaults to the built-in values; no environment is read here.
     """
     layout = RepositoryLayout(home)
     if not layout.timestamp_file.is_file():
@@ -155,7 +156,7 @@ def handover(
             f"no published repository in {home} ({layout.timestamp_file} is missing)",
             hint="copy or mirror the maker's public tree into HOME/public first",
         )
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     config = (
         RepositoryConfig.load(layout.config_file)
         if layout.config_file.is_file()

@@ -32,7 +32,8 @@ def init_repository(
 
     Refuses a directory that already holds a repository, and a threshold that the
     number of root keys cannot meet. With ``offline_key``, root also names a key for
-    offline bundles (``patchline.repository.bundles``).
+    offline bundles (``patchline.repository.bundles``). ``settings`` (the KDF cost of
+    the new key files) defaults to the built-in values; no environment is read here.
     """
     if not 1 <= config.root_threshold <= root_keys:
         raise UsageError(
@@ -50,7 +51,7 @@ def init_repository(
     if keys_dir.exists() and any(keys_dir.iterdir()):
         raise RepositoryExistsError(f"key directory {keys_dir} is not empty")
 
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     clock = clock or SystemClock()
     passphrases = passphrases or PassphraseSource()
     keyring = Keyring(keys_dir, passphrases, settings.kdf_log2n)

@@ -24,6 +24,10 @@ class PassphraseSource:
     Looks at ``PATCHLINE_PASSPHRASE_<ROLE>``, then ``PATCHLINE_PASSPHRASE``, then asks on
     the terminal when one is attached. A passphrase is asked at most once per role and
     process. Passphrases are never logged or written anywhere.
+
+    They are deliberately not fields of ``patchline.settings.Settings``: that object is
+    built for every command and handed everywhere, so a secret in it could reach a repr,
+    a log or an error; here one is read only when a key is opened, and only for its role.
     """
 
     def __init__(

@@ -78,14 +78,15 @@ class Repository:
         passphrases: PassphraseSource | None = None,
         clock: Clock | None = None,
     ) -> Repository:
-        """Open an existing repository; raise RepositoryNotFoundError if ``home`` holds none."""
+        """Open an existing repository; raise RepositoryNotFoundError if ``home`` holds none.
+        ``settings`` defaults to the built-in values; no environment is read here."""
         layout = RepositoryLayout(home)
         if not layout.config_file.is_file():
             raise RepositoryNotFoundError(
                 f"no Patchline repository in {home} ({layout.config_file.name} is missing)",
                 hint="create one with: patchline init DIR, or pass --home DIR",
             )
-        settings = settings or Settings.from_env()
+        settings = settings or Settings()
         config = RepositoryConfig.load(layout.config_file)
         keyring = Keyring(config.keys_dir, passphrases or PassphraseSource(), settings.kdf_log2n)
         return cls(layout, config, keyring, clock or SystemClock())

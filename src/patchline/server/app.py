@@ -22,7 +22,7 @@ from patchline.repository.passphrases import PassphraseSource
 from patchline.repository.publisher import Repository
 from patchline.server.api_guard import ApiGuard
 from patchline.server.asgi_io import Receive, Scope, Send
-from patchline.server.config import ServerSettings
+from patchline.server.config import ServerTuning
 from patchline.server.device_api import DeviceApi
 from patchline.server.devices_cache import DeviceLoader
 from patchline.server.docs_ui import add_docs
@@ -31,35 +31,41 @@ from patchline.server.management_api import router
 from patchline.server.operations_api import router as operations_router
 from patchline.server.runtime import Runtime
 from patchline.server.writer import BatchWriter
+from patchline.settings import Settings
 from patchline.store.db import Database
 from patchline.store.migrate import upgrade
 
 
 def build_runtime(
-    settings: ServerSettings,
+    settings: Settings,
     clock: Clock | None = None,
     passphrases: PassphraseSource | None = None,
+    tuning: ServerTuning | None = None,
 ) -> Runtime:
-    """Open the database (migrating it), the director key, and the writer."""
+    """Open the database (migrating it), the director key, and the writer; the home
+    directory is made absolute."""
     clock = clock or SystemClock()
-    db = Database.connect(settings.database_url)
+    tuning = tuning or ServerTuning()
+    settings = settings.model_copy(update={"home": settings.home.absolute()})
+    db = Database.connect(settings.server_database_url())
     upgrade(db)
-    repo = Repository.open(settings.home, passphrases=passphrases, clock=clock)
+    repo = Repository.open(settings.home, settings, passphrases, clock)
     root = load_director_root(settings.home)
     director = Director(
         director_signer(repo, root),
-        mirrors=list(settings.mirrors),
-        poll_after_seconds=settings.poll_after_seconds,
-        validity=settings.answer_validity,
+        mirrors=list(settings.server_mirrors()),
+        poll_after_seconds=tuning.poll_after_seconds,
+        validity=tuning.answer_validity,
     )
-    writer = BatchWriter(db, max_delay=settings.writer_max_delay)
+    writer = BatchWriter(db, max_delay=tuning.writer_max_delay)
     return Runtime(
         settings=settings,
+        tuning=tuning,
         db=db,
         clock=clock,
         director=director,
         writer=writer,
-        devices=DeviceLoader(db, BoundedCache(settings.device_cache_size)),
+        devices=DeviceLoader(db, BoundedCache(tuning.device_cache_size)),
     )
 
 
@@ -135,10 +141,11 @@ def _management_app(rt: Runtime) -> FastAPI:
 
 
 def create_app(
-    settings: ServerSettings,
+    settings: Settings,
     clock: Clock | None = None,
     passphrases: PassphraseSource | None = None,
+    tuning: ServerTuning | None = None,
 ) -> PatchlineApp:
     """The whole server as one ASGI application (key passphrases from the environment
     unless ``passphrases`` is given)."""
-    return PatchlineApp(build_runtime(settings, clock, passphrases))
+    return PatchlineApp(build_runtime(settings, clock, passphrases, tuning))

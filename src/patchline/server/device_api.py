@@ -179,7 +179,7 @@ class DeviceApi:
         changed_decision = digest != entry.decision_digest
         stale_seen = (
             entry.written_seen_at is None
-            or now - entry.written_seen_at >= rt.settings.last_seen_resolution
+            or now - entry.written_seen_at >= rt.tuning.last_seen_resolution
         )
         if changed_decision or state != entry.written_state or stale_seen:
             write = CheckInWrite(
@@ -286,7 +286,7 @@ class DeviceApi:
         if token is None:
             await send_error(send, 403, "enrollment is closed on this server")
             return
-        if not _token_ok(presented, token):
+        if not _token_ok(presented, token.get_secret_value()):
             await send_error(send, 401, "wrong enrollment token")
             return
         request = _ENROLL.decode(body)

@@ -1,23 +1,25 @@
 """An application factory for ASGI servers started by import path (granian, uvicorn).
 
-Reads ``PATCHLINE_HOME``, ``PATCHLINE_HOST`` and ``PATCHLINE_PORT`` besides the
-server's own settings (``patchline.server.config``).
+Every setting, ``PATCHLINE_HOME``, ``PATCHLINE_HOST`` and ``PATCHLINE_PORT`` included,
+comes from the process environment through ``patchline.settings.Settings``.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import sys
 
+from patchline.errors import PatchlineError
 from patchline.server.app import PatchlineApp, create_app
-from patchline.server.config import ServerSettings
+from patchline.settings import Settings
 
 
 def app_from_env() -> PatchlineApp:
-    """Build the server application from the environment."""
-    settings = ServerSettings.from_env(
-        Path(os.environ.get("PATCHLINE_HOME", ".")).absolute(),
-        os.environ.get("PATCHLINE_HOST", "127.0.0.1"),
-        int(os.environ.get("PATCHLINE_PORT", "8000")),
-    )
-    return create_app(settings)
+    """Build the server application from the environment; an invalid setting (or a home
+    the server cannot run from) stops the process with the error and what to do on
+    stderr, and the error's exit code, not a traceback."""
+    try:
+        return create_app(Settings.from_env(os.environ))
+    except PatchlineError as exc:
+        print(f"patchline: error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

@@ -167,7 +167,7 @@ async def publish_release(
             path = Path(tmp) / name
             with path.open("wb") as out:
                 shutil.copyfileobj(image.file, out, 1 << 20)
-            repo = Repository.open(rt.settings.home, clock=rt.clock)
+            repo = Repository.open(rt.settings.home, rt.settings, clock=rt.clock)
             signed = eligibility
             if under_rules:
                 with rt.db.transaction() as session:

@@ -134,7 +134,7 @@ async def yank_release(
             model, build = row.model, row.build
             if body.lapse_signed and rt.repository is not None:
                 # Signed before the yank commits: a signing failure changes nothing.
-                repo = Repository.open(rt.settings.home, clock=rt.clock)
+                repo = Repository.open(rt.settings.home, rt.settings, clock=rt.clock)
                 lapse_release(repo, model, build, now.date())
         rt.sync_releases()
         with rt.db.transaction() as session:

@@ -15,10 +15,11 @@ from patchline.director.releases_sync import catalog_version, sync_releases
 from patchline.fleet.decommission import decommissioned_ids
 from patchline.repository.layout import RepositoryLayout
 from patchline.repository.state import load_state
-from patchline.server.config import ServerSettings
+from patchline.server.config import ServerTuning
 from patchline.server.devices_cache import DeviceLoader
 from patchline.server.metrics import Metrics
 from patchline.server.writer import AuditWrite, BatchWriter, Waiter
+from patchline.settings import Settings
 from patchline.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 class Runtime:
     """The state of one server process; built by ``patchline.server.app.create_app``."""
 
-    settings: ServerSettings
+    settings: Settings
+    tuning: ServerTuning
     db: Database
     clock: Clock
     director: Director
@@ -94,7 +96,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         ticks = 0
         while True:
-            await asyncio.sleep(self.settings.catalog_poll_seconds)
+            await asyncio.sleep(self.tuning.catalog_poll_seconds)
             ticks += 1
             try:
                 if ticks % 5 == 0:

@@ -19,6 +19,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from patchline.clock import FixedClock
 from patchline.demo.api_client import call_api
 from patchline.demo.scenario import ENROLLMENT_TOKEN, make_image
@@ -43,7 +45,6 @@ from patchline.repository.refresh import refresh
 from patchline.repository.under_rules import restrict_to_rules
 from patchline.server.app import create_app
 from patchline.server.auth import Role, create_token
-from patchline.server.config import ServerSettings
 from patchline.settings import Settings
 from patchline.store.db import Database
 from patchline.store.migrate import upgrade
@@ -245,17 +246,13 @@ class World:
             self.api_token = create_token(session, "story-admin", Role.ADMIN, self.clock.now())
         db.dispose()
         server_url = f"http://127.0.0.1:{port}"
-        settings = ServerSettings.from_env(
-            home,
-            "127.0.0.1",
-            port,
-            {
-                "PATCHLINE_ENROLLMENT_TOKEN": ENROLLMENT_TOKEN,
-                "PATCHLINE_DATABASE_URL": db_url,
-                "PATCHLINE_MIRRORS": ",".join(
-                    [f"{server_url}/repository", *(m.url for m in self.mirrors)]
-                ),
-            },
+        settings = Settings(
+            home=home,
+            port=port,
+            enrollment_token=SecretStr(ENROLLMENT_TOKEN),
+            database_url=db_url,
+            mirrors=(f"{server_url}/repository", *(m.url for m in self.mirrors)),
+            kdf_log2n=self.settings.kdf_log2n,
         )
         app = create_app(settings, passphrases=self.passphrases, clock=self.clock)
         self.server = ServerThread(app, "127.0.0.1", port).start()
