@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,18 +15,10 @@ from patchline.cli.database import database_option, open_database
 from patchline.cli.output import iso_utc, json_option, print_json
 from patchline.cli.progress import byte_progress
 from patchline.clock import SystemClock
-from patchline.director.catalog import load_catalog
-from patchline.director.yank import find_release, yank
+from patchline.director.publishing import DeliveryRules, delivery_rules, publish
+from patchline.director.yank import find_release, withdraw
 from patchline.errors import PolicyError, UsageError
-from patchline.policy import Amendment, Rule
-from patchline.policy.authorise import authorise_with
-from patchline.repository import (
-    PublishedRelease,
-    ReleaseRequest,
-    add_release,
-    releases_of,
-)
-from patchline.repository.lapse import lapse_release
+from patchline.repository import PublishedRelease, ReleaseRequest, releases_of
 from patchline.repository.under_rules import resign_to_rules, restrict_to_rules
 from patchline.wire.release import (
     Eligibility,
@@ -115,8 +106,7 @@ def add_command(
         build_time=parse_datetime("build time", build_time) if build_time else None,
         allow_downgrade=allow_downgrade,
     )
-    if under_rules:
-        request = _under_rules(cli, request, database_url, day or repo.clock.now().date())
+    rules = _rules(cli, database_url) if under_rules else None
     with byte_progress(cli.console) as bar:
         tasks: dict[str, TaskID] = {}
 
@@ -125,7 +115,10 @@ def add_command(
                 tasks[what] = bar.add_task(what, total=total)
             bar.update(tasks[what], completed=done)
 
-        published = add_release(repo, request, progress)
+        publication = publish(repo, request, rules=rules, day=day, progress=progress)
+    for reason in publication.reasons:
+        cli.console.print(f"Signed under: {reason}")
+    published = publication.release
     cli.console.print(
         f"Published [bold]{published.target_path}[/] ({published.length} bytes, "
         f"sha256 {published.sha256[:16]}...), {published.info.update_class.value} update, "
@@ -149,30 +142,12 @@ def _as_of(value: str | None, under_rules: bool) -> date | None:
     return parse_date("as-of", value)
 
 
-def _under_rules(
-    cli: CliContext, request: ReleaseRequest, database_url: str | None, day: date
-) -> ReleaseRequest:
-    rules, amendments = _rules(cli, database_url)
-    granted = authorise_with(
-        request.eligibility,
-        model=request.model,
-        update_class=request.update_class,
-        rules=rules,
-        amendments=amendments,
-        day=day,
-    )
-    for reason in granted.reasons:
-        cli.console.print(f"Signed under: {reason}")
-    return replace(request, eligibility=granted.eligibility)
-
-
-def _rules(cli: CliContext, database_url: str | None) -> tuple[list[Rule], list[Amendment]]:
+def _rules(cli: CliContext, database_url: str | None) -> DeliveryRules:
     with (
         open_database(cli, database_url, "read the delivery rules", PolicyError) as db,
         db.transaction() as session,
     ):
-        catalog = load_catalog(session)
-    return list(catalog.rules), list(catalog.amendments)
+        return delivery_rules(session)
 
 
 @release.command("restrict")
@@ -186,9 +161,9 @@ def restrict_command(cli: CliContext, database_url: str | None) -> None:
     (POST /api/releases/sync) so the director's copy follows.
     """
     repo = cli.open_repository()
-    rules, amendments = _rules(cli, database_url)
+    rules = _rules(cli, database_url)
     today = repo.clock.now().date()
-    changed = restrict_to_rules(repo, rules=rules, amendments=amendments, day=today)
+    changed = restrict_to_rules(repo, rules=rules.rules, amendments=rules.amendments, day=today)
     if not changed:
         cli.console.print(f"Every release is within the rules in force on {today}.")
     for item in changed:
@@ -229,9 +204,9 @@ def resign_command(
         )
     day = _as_of(as_of, under_rules)
     repo = cli.open_repository()
-    rules, amendments = _rules(cli, database_url)
+    rules = _rules(cli, database_url)
     day = day or repo.clock.now().date()
-    changed = resign_to_rules(repo, rules=rules, amendments=amendments, day=day)
+    changed = resign_to_rules(repo, rules=rules.rules, amendments=rules.amendments, day=day)
     if not changed:
         cli.console.print(f"Every release is as the rules in force on {day} allow.")
     for item in changed:
@@ -321,12 +296,10 @@ def yank_command(
         db.transaction() as session,
     ):
         row = find_release(session, model, build)
-        target = row.target_path
-        yank(session, row.id, reason, cli_actor(), now)
-        # Signed inside the transaction: when signing fails, the yank is not stored.
-        lapsed = [] if no_lapse else lapse_release(cli.open_repository(), model, build, now.date())
-    cli.console.print(f"Yanked {target}: no device is offered it from now on.")
-    for item in lapsed:
+        lapse_in = None if no_lapse else cli.open_repository
+        withdrawal = withdraw(session, row.id, reason, cli_actor(), now, lapse_in)
+    cli.console.print(f"Yanked {row.target_path}: no device is offered it from now on.")
+    for item in withdrawal.lapsed:
         cli.console.print(
             f"Re-signed {item.target_path}: {_limits(item.before)} -> {_limits(item.after)}"
         )

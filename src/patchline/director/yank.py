@@ -3,6 +3,8 @@ process; devices already on it keep it; the release stays listed, marked yanked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -11,6 +13,9 @@ from sqlalchemy.orm import Session
 from patchline.audit import AuditRecord, append
 from patchline.director.releases_sync import bump_catalog
 from patchline.errors import AlreadyWithdrawnError, NotFoundError
+from patchline.repository.lapse import lapse_release
+from patchline.repository.publisher import Repository
+from patchline.repository.restrict import Restricted
 from patchline.store.models import Release
 
 
@@ -59,3 +64,28 @@ def yank(session: Session, release_id: int, reason: str, actor: str, now: dateti
     )
     bump_catalog(session)
     return row
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A yanked release, and what was re-signed to lapse it."""
+
+    release: Release
+    lapsed: list[Restricted]
+
+
+def withdraw(
+    session: Session,
+    release_id: int,
+    reason: str,
+    actor: str,
+    now: datetime,
+    lapse_in: Callable[[], Repository] | None = None,
+) -> Withdrawal:
+    """Yank the release (see ``yank``) and, with ``lapse_in`` (the repository, opened only
+    once the yank is allowed), re-sign it valid until today so agents refuse it from
+    mirrors and SD cards too. Signed inside the caller's transaction: when signing
+    fails, the yank is not stored. Raises what ``yank`` and signing raise."""
+    row = yank(session, release_id, reason, actor, now)
+    lapsed = [] if lapse_in is None else lapse_release(lapse_in(), row.model, row.build, now.date())
+    return Withdrawal(row, lapsed)

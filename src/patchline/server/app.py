@@ -20,6 +20,7 @@ from patchline.errors import PatchlineError
 from patchline.repository.layout import RepositoryLayout
 from patchline.repository.passphrases import PassphraseSource
 from patchline.repository.publisher import Repository
+from patchline.server.api import ROUTERS
 from patchline.server.api_guard import ApiGuard
 from patchline.server.asgi_io import Receive, Scope, Send
 from patchline.server.config import ServerTuning
@@ -27,8 +28,6 @@ from patchline.server.device_api import DeviceApi
 from patchline.server.devices_cache import DeviceLoader
 from patchline.server.docs_ui import add_docs
 from patchline.server.http_errors import status_for
-from patchline.server.management_api import router
-from patchline.server.operations_api import router as operations_router
 from patchline.server.runtime import Runtime
 from patchline.server.writer import BatchWriter
 from patchline.settings import Settings
@@ -109,8 +108,8 @@ def _management_app(rt: Runtime) -> FastAPI:
     )
     add_docs(app)
     app.state.runtime = rt
-    app.include_router(router)
-    app.include_router(operations_router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.exception_handler(PatchlineError)
     async def patchline_error(_request: Request, exc: PatchlineError) -> JSONResponse:

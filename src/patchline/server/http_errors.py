@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from patchline import errors
+from patchline.director.rules_service import RuleExistsError
 from patchline.fleet.enrollment import EnrollmentConflictError
 
 _STATUS: list[tuple[type[errors.PatchlineError], int]] = [
@@ -11,6 +12,7 @@ _STATUS: list[tuple[type[errors.PatchlineError], int]] = [
     (errors.ModelExistsError, 409),
     (errors.NotAuthorisedError, 409),
     (EnrollmentConflictError, 409),
+    (RuleExistsError, 409),
     (errors.RepositoryBusyError, 503),
     (errors.PassphraseError, 503),
     (errors.SigningError, 503),

@@ -1,7 +1,7 @@
-"""The request bodies of the rule endpoints, typed so that /openapi.json describes every
+"""The request bodies of the management API, typed so that /openapi.json describes every
 field. Shapes and types are checked here (422 naming the field); what a rule means
 (regions both allowed and excluded, dates in order, ...) is checked by
-``patchline.policy.rules`` as before, also 422."""
+``patchline.policy.rules``, also 422."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 
 from patchline.policy.rule_fields import MAX_NOTE, MAX_TITLE, Effect
+from patchline.wire.device_api import Network
 from patchline.wire.release import NAME_PATTERN, UpdateClass
 
 
@@ -86,3 +87,32 @@ class AmendmentBody(BaseModel):
         False, description="True for an amendment effective before the day it is recorded."
     )
     reason: Text = Field("", description="Why a back-dated amendment rewrites past days.")
+
+
+class OfferSettings(BaseModel):
+    """What a release manager may change about how a release is offered."""
+
+    min_battery_percent: int | None = Field(default=None, ge=0, le=100)
+    allowed_networks: list[Network] | None = None
+
+
+class Reason(BaseModel):
+    """Why: kept in the audit chain."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class OptionalReason(BaseModel):
+    """Why, if given: kept in the audit chain."""
+
+    reason: str = Field(default="", max_length=2000)
+
+
+class YankBody(Reason):
+    """Why, and whether to re-sign the release as lapsed in this server's repository."""
+
+    lapse_signed: bool = Field(
+        default=True,
+        description="Also re-sign the release valid until today in the repository in the "
+        "server's home (its keys and passphrases), so agents refuse it offline too.",
+    )

@@ -1,0 +1,18 @@
+"""The management API (``/api``): one router per resource, thin views over the domain
+services that the CLI calls too. ``api_guard`` signs the caller in before a view runs;
+``deps`` hands it to the views with the role each needs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from patchline.server.api import audit, devices, releases, rules, tokens
+
+#: Every router of the management API, in the order the app includes them.
+ROUTERS: tuple[APIRouter, ...] = (
+    releases.router,
+    devices.router,
+    rules.router,
+    audit.router,
+    tokens.router,
+)

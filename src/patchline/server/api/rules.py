@@ -1,0 +1,68 @@
+"""``/api/policies``: the delivery rules, as first written and amended over time (what a
+device would get under them is ``/api/devices/{id}/explain``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from patchline.director import rules_service
+from patchline.policy.rules import Amendment, Rule
+from patchline.server.api.bodies import AmendmentBody, RuleBody
+from patchline.server.api.deps import Compliance, Reader, Rt, actor, in_session, in_thread
+from patchline.server.api.schemas import RuleOut
+
+router = APIRouter(prefix="/api", tags=["rules"])
+
+
+@router.get("/policies")
+async def list_policies(
+    rt: Rt,
+    _caller: Reader,
+    known_on: Annotated[
+        date | None,
+        Query(description="Only rules and amendments recorded by the end of this day."),
+    ] = None,
+) -> list[RuleOut]:
+    """Every rule as first written, with its amendments in order, each with both of its
+    times (effective, recorded) and whether it is back-dated; with ``known_on``, as they
+    were known at the end of that day."""
+    return await in_session(
+        rt, lambda s: [RuleOut.of(r) for r in rules_service.list_rules(s, known_on)]
+    )
+
+
+@router.post("/policies", status_code=201)
+async def create_policy(rt: Rt, body: RuleBody, caller: Compliance) -> RuleOut:
+    """Write a new rule (see docs/policy.md for its fields); 409 when its id is taken."""
+    rule = Rule.from_json(body.given())
+    now = rt.clock.now()
+    result = await in_session(
+        rt, lambda s: RuleOut.of(rules_service.create_rule(s, rule, caller[0], actor(caller), now))
+    )
+    await in_thread(rt.reload_catalog_if_changed)
+    return result
+
+
+@router.post("/policies/{policy_id}/amendments", status_code=201)
+async def amend_policy(rt: Rt, policy_id: str, body: AmendmentBody, caller: Compliance) -> RuleOut:
+    """Amend a rule from ``effective_from`` on; the rule's history is kept. One effective
+    before today is back-dated: 422 unless it says ``backdated: true`` with a ``reason``."""
+    now = rt.clock.now()
+    amendment = Amendment(
+        rule_id=policy_id,
+        effective_from=body.effective_from,
+        changes=body.changes.given(),
+        note=body.note,
+        recorded_at=now,
+        backdated=body.backdated,
+        reason=body.reason,
+    )
+    result = await in_session(
+        rt,
+        lambda s: RuleOut.of(rules_service.amend_rule(s, amendment, caller[0], actor(caller), now)),
+    )
+    await in_thread(rt.reload_catalog_if_changed)
+    return result
