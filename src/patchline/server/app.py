@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from patchline import __version__
 from patchline.bounded_cache import BoundedCache
-from patchline.clock import Clock, SystemClock
+from patchline.clock import Clock, FileClock, SystemClock
 from patchline.director.answers import Director
 from patchline.director.identity import director_signer, load_director_root
 from patchline.errors import PatchlineError
@@ -40,8 +40,10 @@ def build_runtime(
     clock: Clock | None = None,
     passphrases: PassphraseSource | None = None,
 ) -> Runtime:
-    """Open the database (migrating it), the director key, and the writer."""
-    clock = clock or SystemClock()
+    """Open the database (migrating it), the director key, and the writer. The clock is
+    ``clock``, else the simulated clock file the settings name, else the machine's."""
+    if clock is None:
+        clock = FileClock(settings.clock_file) if settings.clock_file else SystemClock()
     db = Database.connect(settings.database_url)
     upgrade(db)
     repo = Repository.open(settings.home, passphrases=passphrases, clock=clock)

@@ -24,6 +24,9 @@ class ServerSettings:
     ``PATCHLINE_SERVE_REPOSITORY``: ``1`` (default) serves the public tree at
     ``/repository``; production puts nginx, a CDN or an object store there instead.
     ``PATCHLINE_CREDENTIAL_RECHECK_SECONDS``: see ``credential_recheck_seconds``.
+    ``PATCHLINE_SIMULATED_CLOCK_FILE``: for simulations only (``patchline simulate``): the
+    server tells time from this file (``patchline.clock.FileClock``), which the simulation
+    moves, instead of the machine's clock. Unset (the default) in production.
     """
 
     home: Path
@@ -53,6 +56,8 @@ class ServerSettings:
     api_requests_per_minute_per_token: int = 1200
     api_requests_per_minute_per_address: int = 3000
     api_failed_signins_per_minute: int = 10
+    #: The simulated clock's file, or None for the machine's clock.
+    clock_file: Path | None = None
 
     @classmethod
     def from_env(
@@ -67,6 +72,7 @@ class ServerSettings:
         if not mirrors and serve_repository:
             mirrors = (f"{public_url}/repository",)
         token = env.get("PATCHLINE_ENROLLMENT_TOKEN") or None
+        clock_file = env.get("PATCHLINE_SIMULATED_CLOCK_FILE")
         if token is not None and len(token) < 16:
             raise ConfigError("PATCHLINE_ENROLLMENT_TOKEN must be at least 16 characters")
         return cls(
@@ -96,6 +102,7 @@ class ServerSettings:
             api_failed_signins_per_minute=_count(
                 env, "PATCHLINE_API_FAILED_SIGNINS_PER_MINUTE", cls.api_failed_signins_per_minute
             ),
+            clock_file=Path(clock_file) if clock_file else None,
         )
 
 
