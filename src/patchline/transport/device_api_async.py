@@ -62,10 +62,11 @@ class AsyncDeviceApiClient:
 
 def network_reason(exc: httpx.HTTPError) -> str:
     """A short reason for an httpx failure: its kind, and its words when it has any."""
-    kind = {
+    kinds: dict[type[httpx.HTTPError], str] = {
         httpx.ConnectError: "connection refused or host unreachable",
         httpx.ConnectTimeout: "connection timed out",
         httpx.ReadTimeout: "read timed out",
-    }.get(type(exc), type(exc).__name__)
+    }
+    kind = kinds.get(type(exc), type(exc).__name__)
     said = str(exc).strip()
     return f"{kind} ({said})" if said and said != kind else kind
