@@ -104,7 +104,6 @@ class SimDevice:
     #: The install state the server should now show ("none" before any offer).
     expected_state: str = "none"
     rolled_back: bool = False
-    _lane: Lane = field(init=False, repr=False)
 
     def enroll_request(self, serial: str) -> EnrollRequest:
         """What the device says about itself when it enrolls."""
@@ -134,18 +133,19 @@ class SimDevice:
     async def turn(self, now: datetime, services: Services, lane: Lane, tally: DayTally) -> None:
         """Take this device's turn at ``now`` on ``lane``; a refused or failed call is
         counted in ``tally.errors`` and the device tries again at its next turn."""
-        self._lane = lane
         try:
             if self.phase is Phase.REBOOTING:
-                await self._reboot(now, services, tally)
+                await self._reboot(now, services, lane, tally)
             else:
-                await self._check_in(now, services, tally)
+                await self._check_in(now, services, lane, tally)
         except PatchlineError:
             tally.errors += 1
             self.schedule_next(now, services)
 
-    async def _check_in(self, now: datetime, services: Services, tally: DayTally) -> None:
-        answer = await self._lane.api.check_in(self.credential, self._check_in_body())
+    async def _check_in(
+        self, now: datetime, services: Services, lane: Lane, tally: DayTally
+    ) -> None:
+        answer = await lane.api.check_in(self.credential, self._check_in_body())
         tally.check_ins += 1
         self.schedule_next(now, services)
         target = _offered_target(answer.director)
@@ -155,10 +155,10 @@ class SimDevice:
         build = services.catalog.targets.get(target[0])
         if build is None or build.build in self.failed or build == self.running:
             return
-        await self._download(target, answer.mirrors, services)
+        await self._download(target, answer.mirrors, services, lane)
         self.pending, self.pending_target = build, target[0]
         await self._report(
-            services,
+            lane,
             now,
             [
                 (ReportStatus.DOWNLOADING, ReportCode.NONE),
@@ -170,7 +170,7 @@ class SimDevice:
         self.phase = Phase.REBOOTING
         self.next_turn = now  # the reboot is the next step
 
-    async def _reboot(self, now: datetime, services: Services, tally: DayTally) -> None:
+    async def _reboot(self, now: datetime, services: Services, lane: Lane, tally: DayTally) -> None:
         build = self.pending
         assert build is not None
         self.phase = Phase.RUNNING
@@ -184,12 +184,10 @@ class SimDevice:
             self.rolled_back = True
             if self.rng.random() < services.failures.rollback_reported:
                 tally.rollbacks_reported += 1
-                await self._report(
-                    services, now, [(ReportStatus.ROLLED_BACK, ReportCode.BOOT_FAILED)]
-                )
+                await self._report(lane, now, [(ReportStatus.ROLLED_BACK, ReportCode.BOOT_FAILED)])
             else:
                 tally.rollbacks_silent += 1
-            await self._check_in(now, services, tally)
+            await self._check_in(now, services, lane, tally)
             return
         previous = self.running
         self.running, self.inactive_build, self.last_boot_ok = build, previous.build, True
@@ -200,8 +198,8 @@ class SimDevice:
             return
         tally.booted_healthy += 1
         self.expected_state = ReportStatus.BOOTED_HEALTHY.value
-        await self._report(services, now, [(ReportStatus.BOOTED_HEALTHY, ReportCode.NONE)])
-        await self._check_in(now, services, tally)
+        await self._report(lane, now, [(ReportStatus.BOOTED_HEALTHY, ReportCode.NONE)])
+        await self._check_in(now, services, lane, tally)
 
     def _check_in_body(self) -> CheckIn:
         return CheckIn(
@@ -220,7 +218,7 @@ class SimDevice:
         )
 
     async def _download(
-        self, target: tuple[str, str], mirrors: list[str], services: Services
+        self, target: tuple[str, str], mirrors: list[str], services: Services, lane: Lane
     ) -> None:
         if services.fetch is Fetch.NONE or not mirrors:
             return
@@ -228,16 +226,16 @@ class SimDevice:
         url = f"{mirrors[0].rstrip('/')}/targets/{consistent_name(path, sha256)}"
         try:
             if services.fetch is Fetch.HEAD:
-                response = await self._lane.http.head(url)
+                response = await lane.http.head(url)
             else:
-                response = await self._lane.http.get(url, headers={"Range": "bytes=0-1023"})
+                response = await lane.http.get(url, headers={"Range": "bytes=0-1023"})
         except httpx.HTTPError as exc:
             raise DownloadFailedError(f"cannot fetch {url}: {exc}") from None
         if response.status_code not in (200, 206):
             raise DownloadFailedError(f"fetching {url} answered HTTP {response.status_code}")
 
     async def _report(
-        self, services: Services, now: datetime, steps: list[tuple[ReportStatus, ReportCode]]
+        self, lane: Lane, now: datetime, steps: list[tuple[ReportStatus, ReportCode]]
     ) -> None:
         """Report steps of the pending install."""
         build = self.pending
@@ -254,7 +252,7 @@ class SimDevice:
             )
             for status, code in steps
         ]
-        await self._lane.api.send_reports(self.credential, ReportBatch(reports=reports))
+        await lane.api.send_reports(self.credential, ReportBatch(reports=reports))
 
 
 def _offered_target(director: dict[str, object]) -> tuple[str, str] | None:
