@@ -89,7 +89,7 @@ class Simulation:
             self.devices = self._draw_fleet(catalog)
             started = time.monotonic()
             self.world.set_time(opts.start_instant)
-            await self._enroll_all(services)
+            await self._enroll_all()
             report.enroll_seconds = time.monotonic() - started
             self.say(
                 f"{len(self.devices)} devices enrolled in {report.enroll_seconds:.1f} s "
@@ -130,7 +130,7 @@ class Simulation:
             devices.append(device)
         return devices
 
-    async def _enroll_all(self, services: Services) -> None:
+    async def _enroll_all(self) -> None:
         async def enroll(device: SimDevice, lane: Lane) -> None:
             serial = f"SIM-{self.options.seed}-{device.index:07d}"
             answer = await lane.api.enroll(
