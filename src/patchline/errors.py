@@ -322,3 +322,13 @@ class InvalidFactsError(UsageError, PolicyError):
 
 class ContinuityError(RepositoryError):
     """A successor cannot be named or cannot take over (unknown, already named, bad key)."""
+
+
+# --- fleet simulation ----------------------------------------------------------------
+
+
+class SimulationError(PatchlineError):
+    """A fleet simulation cannot run: its server did not start, or refused a call the
+    simulation needs (releases, rules, the device listing)."""
+
+    exit_code = 50

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         ge=1,
         description="failed sign-ins an address may make a minute before it gets 429",
     )
+    simulated_clock_file: Path | None = Field(
+        default=None,
+        description="simulations only: the server tells time from this file, which "
+        "`patchline simulate` moves (`docs/simulate.md`); unset: the machine's clock",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -20,9 +20,10 @@ from patchline.clock import FixedClock
 from patchline.demo.server_thread import ServerThread
 from patchline.director.identity import create_director
 from patchline.repository import Repository
+from patchline.repository.passphrases import PassphraseSource
 from patchline.server.app import create_app
 from patchline.server.auth import Role, create_token
-from patchline.server.config import ServerSettings
+from patchline.settings import Settings
 from patchline.store.db import Database
 from patchline.store.migrate import upgrade
 from patchline.store.models import AuditEntry
@@ -70,17 +71,24 @@ def clocked(repo: Repository, database_url: str) -> Iterator[ClockedServer]:
         token = create_token(session, "compliance", Role.ADMIN, clock.now())
     db.dispose()
     port = free_port()
-    settings = ServerSettings.from_env(
-        repo.layout.home,
-        "127.0.0.1",
-        port,
+    settings = Settings.from_env(
         {
             "PATCHLINE_ENROLLMENT_TOKEN": ENROLLMENT_TOKEN,
             "PATCHLINE_DATABASE_URL": database_url,
-            "PATCHLINE_PASSPHRASE": PASSPHRASE,
         },
+        home=repo.layout.home,
+        host="127.0.0.1",
+        port=port,
     )
-    server = ServerThread(create_app(settings, clock=clock), "127.0.0.1", port).start()
+    server = ServerThread(
+        create_app(
+            settings,
+            clock=clock,
+            passphrases=PassphraseSource({"PATCHLINE_PASSPHRASE": PASSPHRASE}),
+        ),
+        "127.0.0.1",
+        port,
+    ).start()
     api = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"})
     enroll = httpx.Client(
         base_url=server.url, headers={"Authorization": f"Bearer {ENROLLMENT_TOKEN}"}

@@ -1,16 +1,21 @@
-"""The device API client against a real HTTP server on 127.0.0.1: every failure is one of
-Patchline's errors, worded once."""
+"""The device API clients (blocking and asyncio) against a real HTTP server on 127.0.0.1:
+every failure is one of Patchline's errors, worded once, the same by both."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 from typing import Any
 
+import httpx
+import msgspec
 import pytest
 
 from patchline.errors import DeviceSetupError, DirectorRefusedError, SourceUnreachableError
+from patchline.transport.device_api_async import AsyncDeviceApiClient
 from patchline.transport.device_api_client import DeviceApiClient
 from patchline.transport.http import http_pool
 from patchline.wire.device_api import (
@@ -44,13 +49,33 @@ class _Scripted(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def client() -> Iterator[DeviceApiClient]:
+class _AsyncClient:
+    """The asyncio client, each call run to completion on its own event loop."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+
+    def __getattr__(self, name: str) -> Any:
+        async def call(*args: Any) -> Any:
+            async with httpx.AsyncClient(timeout=2) as http:
+                return await getattr(AsyncDeviceApiClient(http, self.server_url), name)(*args)
+
+        return lambda *args: asyncio.run(call(*args))
+
+
+def make_client(kind: str, url: str) -> Any:
+    if kind == "sync":
+        return DeviceApiClient(http_pool(1, 2), url)
+    return _AsyncClient(url)
+
+
+@pytest.fixture(params=["sync", "async"])
+def client(request: pytest.FixtureRequest) -> Iterator[DeviceApiClient]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
     Thread(target=server.serve_forever, daemon=True).start()
     SEEN.clear()
     try:
-        yield DeviceApiClient(http_pool(1, 2), f"http://127.0.0.1:{server.server_address[1]}/")
+        yield make_client(request.param, f"http://127.0.0.1:{server.server_address[1]}/")
     finally:
         server.shutdown()
         server.server_close()
@@ -116,3 +141,20 @@ def test_a_malformed_enrollment_answer_is_a_setup_error(client: DeviceApiClient)
     answer(201, b"not json")
     with pytest.raises(DeviceSetupError, match="malformed"):
         client.enroll("token", ENROLL)
+
+
+def test_a_check_in_answer_is_decoded(client: DeviceApiClient) -> None:
+    answer(200, msgspec.json.encode({"director": {}, "mirrors": ["m"], "poll_after_seconds": 9}))
+    got = client.check_in("dev.secret", CHECK_IN)
+    assert (got.mirrors, got.poll_after_seconds) == (["m"], 9)
+    assert SEEN == [("/v1/check-in", "Bearer dev.secret")]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_server_that_cannot_be_reached_is_unreachable(kind: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = make_client(kind, f"http://127.0.0.1:{port}")
+    with pytest.raises(SourceUnreachableError, match="cannot send reports"):
+        client.send_reports("dev.secret", ReportBatch(reports=[]))

@@ -24,6 +24,7 @@ from patchline.cli.output import make_console
 from patchline.cli.releases import release
 from patchline.cli.repo import init, repo
 from patchline.cli.serve import director, serve, token
+from patchline.cli.simulate import simulate
 from patchline.errors import PatchlineError
 from patchline.settings import Settings
 
@@ -60,6 +61,7 @@ for command in (
     mirror,
     bundle,
     continuity,
+    simulate,
 ):
     cli.add_command(command)
 

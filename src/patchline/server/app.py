@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from patchline import __version__
 from patchline.bounded_cache import BoundedCache
-from patchline.clock import Clock, SystemClock
+from patchline.clock import Clock, FileClock, SystemClock
 from patchline.director.answers import Director
 from patchline.director.identity import director_signer, load_director_root
 from patchline.errors import PatchlineError
@@ -42,8 +42,14 @@ def build_runtime(
     tuning: ServerTuning | None = None,
 ) -> Runtime:
     """Open the database (migrating it), the director key, and the writer; the home
-    directory is made absolute."""
-    clock = clock or SystemClock()
+    directory is made absolute. The clock is ``clock``, else the simulated clock file the
+    settings name, else the machine's."""
+    if clock is None:
+        clock = (
+            FileClock(settings.simulated_clock_file)
+            if settings.simulated_clock_file
+            else SystemClock()
+        )
     tuning = tuning or ServerTuning()
     settings = settings.model_copy(update={"home": settings.home.absolute()})
     db = Database.connect(settings.server_database_url())
