@@ -25,7 +25,7 @@ from patchline.policy.decide import Action as DecisionAction
 from patchline.policy.decide import Decision, cohort_key, decide, decision_digest
 from patchline.policy.evaluate import phone_ready
 from patchline.policy.facts import DeviceFacts
-from patchline.wire.director import Action, sign_decision
+from patchline.wire.director import Action, OfferedImage, OfferedRelease, sign_decision
 
 _COMPACT = JSONSerializer(compact=True)
 
@@ -174,6 +174,7 @@ class Director:
             version = cached.version + 1
         expires = now.replace(microsecond=0) + self._validity
         target = None
+        release = None
         if (
             decision.action is DecisionAction.INSTALL
             and decision.target_path is not None
@@ -181,6 +182,7 @@ class Director:
             and decision.sha256 is not None
         ):
             target = TargetFile(decision.length, {"sha256": decision.sha256}, decision.target_path)
+            release = offered_release(decision)
         md = sign_decision(
             self._signer,
             device_id=device_id,
@@ -191,8 +193,23 @@ class Director:
             target=target,
             full_target=decision.full_target_path if decision.is_delta else None,
             extra={"waiting": decision.action is DecisionAction.WAIT},
+            release=release,
         )
         self.signatures += 1
         body = b'{"director":' + md.to_bytes(_COMPACT) + self._tail
         self._answers.put(device_id, SignedAnswer(digest, body, version, expires, now))
         return body
+
+
+def offered_release(decision: Decision) -> OfferedRelease | None:
+    """What an offer installs, as the director signs it: the release's build, patch
+    level and update class, and its full image (the one a delta produces)."""
+    offered = decision.release
+    if offered is None:
+        return None
+    return OfferedRelease(
+        build=offered.build,
+        security_patch_level=offered.security_patch_level.isoformat(),
+        update_class=offered.update_class.value,
+        full=OfferedImage(offered.target_path, offered.length, offered.sha256),
+    )
