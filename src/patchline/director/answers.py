@@ -10,7 +10,9 @@ a steady fleet polling costs no signatures.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,6 +27,7 @@ from patchline.policy.decide import Action as DecisionAction
 from patchline.policy.decide import Decision, cohort_key, decide, decision_digest
 from patchline.policy.evaluate import phone_ready
 from patchline.policy.facts import DeviceFacts
+from patchline.wire.builds import is_newer_build
 from patchline.wire.director import Action, OfferedImage, OfferedRelease, sign_decision
 
 _COMPACT = JSONSerializer(compact=True)
@@ -91,8 +94,14 @@ class Director:
         battery_percent: int,
         network: str,
         now: datetime,
+        failed_builds: Mapping[str, str] | None = None,
     ) -> tuple[Decision, str]:
         """The decision for a device in this state today, and its digest.
+
+        ``failed_builds`` (build -> sentence) are builds that failed on this device: when
+        the cohort's decision offers one of them, the device gets the decision without
+        them (the next-best build, or nothing), saying why. Checked after the cohort
+        decision, so a device with no failed build costs nothing more.
 
         Which release a device may have depends on its cohort (model, region,
         deployment date, build and hash, patch level, the day), not on its phone state
@@ -133,6 +142,11 @@ class Director:
             cached = self._cached_decide(facts(_ANY_SPACE, 100, "wifi"), day)
             self._cohorts.put(key, cached)
         decision = cached[0]
+        offered = decision.release
+        if failed_builds and offered is not None and offered.build in failed_builds:
+            return self._without_failed(
+                facts(free_bytes, battery_percent, network), day, failed_builds
+            )
         if decision.action is DecisionAction.NONE:
             return cached
         if (
@@ -156,6 +170,32 @@ class Director:
             self.catalog.amendments,
             day,
         )
+        result = (decision, decision_digest(decision))
+        self._decisions.put(key, result)
+        return result
+
+    def _without_failed(
+        self, facts: DeviceFacts, day: date, failed: Mapping[str, str]
+    ) -> tuple[Decision, str]:
+        """The decision with the builds that failed on the device left out, its reasons
+        naming each failed build newer than the running one."""
+        excluded = tuple(sorted(failed.items()))
+        key = (self.catalog.version, cohort_key(facts, day), excluded)
+        cached = self._decisions.get(key)
+        if cached is not None:
+            return cached
+        releases = self.catalog.releases_of(facts.model)
+        decision = decide(
+            facts,
+            tuple(r for r in releases if r.build not in failed),
+            self.catalog.rules,
+            self.catalog.amendments,
+            day,
+        )
+        newer = {r.build for r in releases if is_newer_build(r.build, facts.build)}
+        said = tuple(sentence for build, sentence in excluded if build in newer)
+        reasons = (*decision.reasons[:1], *said, *decision.reasons[1:])
+        decision = dataclasses.replace(decision, reasons=reasons)
         result = (decision, decision_digest(decision))
         self._decisions.put(key, result)
         return result

@@ -24,6 +24,7 @@ from patchline.server.api_guard import ApiGuard
 from patchline.server.asgi_io import Receive, Scope, Send
 from patchline.server.config import ServerSettings
 from patchline.server.device_api import DeviceApi
+from patchline.server.device_facts_api import router as device_facts_router
 from patchline.server.devices_cache import DeviceLoader
 from patchline.server.docs_ui import add_docs
 from patchline.server.http_errors import status_for
@@ -105,6 +106,7 @@ def _management_app(rt: Runtime) -> FastAPI:
     app.state.runtime = rt
     app.include_router(router)
     app.include_router(operations_router)
+    app.include_router(device_facts_router)
 
     @app.exception_handler(PatchlineError)
     async def patchline_error(_request: Request, exc: PatchlineError) -> JSONResponse:

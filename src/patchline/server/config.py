@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from patchline.errors import ConfigError
@@ -24,6 +25,11 @@ class ServerSettings:
     ``PATCHLINE_SERVE_REPOSITORY``: ``1`` (default) serves the public tree at
     ``/repository``; production puts nginx, a CDN or an object store there instead.
     ``PATCHLINE_CREDENTIAL_RECHECK_SECONDS``: see ``credential_recheck_seconds``.
+    ``PATCHLINE_ENROLLMENT_REGION``, ``PATCHLINE_ENROLLMENT_DEPLOYED_ON``: bind the
+    enrollment token to a region and deployment date (YYYY-MM-DD): devices enrolled with
+    it get these, whatever they say (a differing region is kept as a flagged claim).
+    ``PATCHLINE_TRUST_CLAIMED_REGION``: ``1`` takes the region a check-in claims as the
+    device's region (audited); default ``0``: claims are recorded and flagged only.
     """
 
     home: Path
@@ -53,6 +59,11 @@ class ServerSettings:
     api_requests_per_minute_per_token: int = 1200
     api_requests_per_minute_per_address: int = 3000
     api_failed_signins_per_minute: int = 10
+    #: What the enrollment token vouches for (None: the enrollment request's value).
+    enrollment_region: str | None = None
+    enrollment_deployed_on: date | None = None
+    #: Whether a check-in's claimed region becomes the device's region.
+    trust_claimed_region: bool = False
 
     @classmethod
     def from_env(
@@ -69,8 +80,24 @@ class ServerSettings:
         token = env.get("PATCHLINE_ENROLLMENT_TOKEN") or None
         if token is not None and len(token) < 16:
             raise ConfigError("PATCHLINE_ENROLLMENT_TOKEN must be at least 16 characters")
+        region = env.get("PATCHLINE_ENROLLMENT_REGION") or None
+        if region is not None and not _REGION.match(region):
+            raise ConfigError(f"PATCHLINE_ENROLLMENT_REGION {region!r} is not a region code")
+        deployed_raw = env.get("PATCHLINE_ENROLLMENT_DEPLOYED_ON") or None
+        try:
+            deployed_on = date.fromisoformat(deployed_raw) if deployed_raw else None
+        except ValueError:
+            raise ConfigError(
+                f"PATCHLINE_ENROLLMENT_DEPLOYED_ON {deployed_raw!r} is not a YYYY-MM-DD date"
+            ) from None
+        trust = env.get("PATCHLINE_TRUST_CLAIMED_REGION", "0")
+        if trust not in ("0", "1"):
+            raise ConfigError("PATCHLINE_TRUST_CLAIMED_REGION must be 0 or 1")
         return cls(
             home=home,
+            enrollment_region=region,
+            enrollment_deployed_on=deployed_on,
+            trust_claimed_region=trust == "1",
             database_url=env.get("PATCHLINE_DATABASE_URL") or default_url(home),
             host=host,
             port=port,
@@ -97,6 +124,9 @@ class ServerSettings:
                 env, "PATCHLINE_API_FAILED_SIGNINS_PER_MINUTE", cls.api_failed_signins_per_minute
             ),
         )
+
+
+_REGION = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,15}$")
 
 
 def _count(env: Mapping[str, str], name: str, default: int) -> int:
