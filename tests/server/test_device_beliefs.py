@@ -6,6 +6,7 @@ failed on a device is not offered to it again until an operator retries it."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -213,3 +214,33 @@ def test_a_build_that_failed_falls_back_to_the_next_best_allowed_build(
     assert decision.release is not None
     assert decision.release.build == "1.1"
     assert any(r.startswith("build 1.2 failed to boot") for r in decision.reasons)
+
+
+def test_every_process_learns_of_a_failed_build_and_a_changed_region(
+    server: RunningServer,
+) -> None:
+    server.api().post("/api/policies", json=LICENCE)
+    publish_via_repo(server)
+    second = start_server(server.home, server.database_url)
+    try:
+        other = RunningServer(
+            f"http://127.0.0.1:{second.port}",  # type: ignore[attr-defined]
+            server.home,
+            server.database_url,
+            second,
+            server.admin_token,
+        )
+        device_id, credential = enroll(server, "TP-1", region="KP")
+        assert _decision(other, device_id, credential).action is Action.NONE  # cached there
+        body = {"region": "DE", "reason": "registered in the wrong region"}
+        assert server.api().patch(f"/api/devices/{device_id}", json=body).status_code == 200
+        time.sleep(2.5)  # each process looks for changed devices once a second
+        assert _decision(other, device_id, credential).action is Action.INSTALL
+
+        report(server, credential, ReportStatus.ROLLED_BACK)
+        time.sleep(2.5)
+        decision = _decision(other, device_id, credential)
+        assert decision.action is Action.NONE
+        assert any(r.startswith("build 1.1 failed to boot") for r in decision.reasons)
+    finally:
+        stop_server(second)
