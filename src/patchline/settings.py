@@ -14,6 +14,7 @@ a ``SecretStr``, shown as ``**********``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -121,6 +122,23 @@ class Settings(BaseSettings):
         default=10,
         ge=1,
         description="failed sign-ins an address may make a minute before it gets 429",
+    )
+    enrollment_region: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z0-9][A-Z0-9-]{1,15}$",
+        description="binds the enrollment token to a region: devices enrolled with it get this "
+        "region whatever they say (a differing one is kept as a flagged claim); unset: the "
+        "region in the enrollment request",
+    )
+    enrollment_deployed_on: date | None = Field(
+        default=None,
+        description="binds the enrollment token to a deployment date (YYYY-MM-DD); unset: the "
+        "date in the enrollment request",
+    )
+    trust_claimed_region: bool = Field(
+        default=False,
+        description="whether the region a check-in claims becomes the device's region "
+        "(audited); off: claims are recorded and flagged only",
     )
     simulated_clock_file: Path | None = Field(
         default=None,

@@ -14,7 +14,12 @@ from patchline.agent.trust import VerifiedSource
 from patchline.errors import DirectorRefusedError, DowngradeError, NotEligibleError
 from patchline.transport.releases import full_releases
 from patchline.wire.builds import build_sort_key
-from patchline.wire.director import Action, DirectorDecision, agrees_with_image
+from patchline.wire.director import (
+    Action,
+    DirectorDecision,
+    OfferedRelease,
+    agrees_with_image,
+)
 from patchline.wire.release import (
     DeltaTargetInfo,
     InvalidReleaseInfo,
@@ -133,12 +138,52 @@ def _plan_from_decision(
         raise DirectorRefusedError(f"{full.path} is not a release: {exc}") from None
     if info.model != facts.config.model:
         raise DirectorRefusedError(f"{full.path} is for model {info.model}, not this device")
+    _check_offered(decision.release, image, full, info)
     reasons = _downgrade_reasons(info, facts)
     if reasons:
         raise DowngradeError("; ".join(reasons))
     if delta is not None and not _delta_fits(delta, facts, full):
         delta = None
     return Plan(full, info, delta)
+
+
+def _check_offered(
+    offered: OfferedRelease | None, image: TargetFile, full: TargetFile, info: ReleaseInfo
+) -> None:
+    """Refuse an answer whose statement of what it installs differs from the image
+    repository's entry (or is missing): build, patch level, class, full image."""
+    if offered is None:
+        raise DirectorRefusedError(
+            f"the director names {image.path} but not the build it installs",
+            hint="the server is older than this agent or altered; the answer is refused",
+        )
+    mismatches = []
+    if offered.build != info.build:
+        mismatches.append(f"build {offered.build} (signed: {info.build})")
+    if offered.security_patch_level != info.security_patch_level.isoformat():
+        mismatches.append(
+            f"security patch level {offered.security_patch_level} "
+            f"(signed: {info.security_patch_level.isoformat()})"
+        )
+    if offered.update_class != info.update_class.value:
+        mismatches.append(
+            f"update class {offered.update_class} (signed: {info.update_class.value})"
+        )
+    named = offered.full
+    if (named.path, named.length, named.sha256) != (
+        full.path,
+        full.length,
+        full.hashes.get("sha256"),
+    ):
+        mismatches.append(
+            f"full image {named.path} ({named.length} bytes, sha256 {named.sha256[:12]}...) "
+            f"(signed: {full.path}, {full.length} bytes)"
+        )
+    if mismatches:
+        raise DirectorRefusedError(
+            f"the director and the image repository disagree on what {image.path} installs: "
+            + "; ".join(mismatches)
+        )
 
 
 def _delta_for(

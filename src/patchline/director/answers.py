@@ -10,7 +10,9 @@ a steady fleet polling costs no signatures.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,7 +27,8 @@ from patchline.policy.decide import Action as DecisionAction
 from patchline.policy.decide import Decision, cohort_key, decide, decision_digest
 from patchline.policy.evaluate import phone_ready
 from patchline.policy.facts import DeviceFacts
-from patchline.wire.director import Action, sign_decision
+from patchline.wire.builds import is_newer_build
+from patchline.wire.director import Action, OfferedImage, OfferedRelease, sign_decision
 
 _COMPACT = JSONSerializer(compact=True)
 
@@ -91,8 +94,14 @@ class Director:
         battery_percent: int,
         network: str,
         now: datetime,
+        failed_builds: Mapping[str, str] | None = None,
     ) -> tuple[Decision, str]:
         """The decision for a device in this state today, and its digest.
+
+        ``failed_builds`` (build -> sentence) are builds that failed on this device: when
+        the cohort's decision offers one of them, the device gets the decision without
+        them (the next-best build, or nothing), saying why. Checked after the cohort
+        decision, so a device with no failed build costs nothing more.
 
         Which release a device may have depends on its cohort (model, region,
         deployment date, build and hash, patch level, the day), not on its phone state
@@ -133,6 +142,11 @@ class Director:
             cached = self._cached_decide(facts(_ANY_SPACE, 100, "wifi"), day)
             self._cohorts.put(key, cached)
         decision = cached[0]
+        offered = decision.release
+        if failed_builds and offered is not None and offered.build in failed_builds:
+            return self._without_failed(
+                facts(free_bytes, battery_percent, network), day, failed_builds
+            )
         if decision.action is DecisionAction.NONE:
             return cached
         if (
@@ -160,6 +174,32 @@ class Director:
         self._decisions.put(key, result)
         return result
 
+    def _without_failed(
+        self, facts: DeviceFacts, day: date, failed: Mapping[str, str]
+    ) -> tuple[Decision, str]:
+        """The decision with the builds that failed on the device left out, its reasons
+        naming each failed build newer than the running one."""
+        excluded = tuple(sorted(failed.items()))
+        key = (self.catalog.version, cohort_key(facts, day), excluded)
+        cached = self._decisions.get(key)
+        if cached is not None:
+            return cached
+        releases = self.catalog.releases_of(facts.model)
+        decision = decide(
+            facts,
+            tuple(r for r in releases if r.build not in failed),
+            self.catalog.rules,
+            self.catalog.amendments,
+            day,
+        )
+        newer = {r.build for r in releases if is_newer_build(r.build, facts.build)}
+        said = tuple(sentence for build, sentence in excluded if build in newer)
+        reasons = (*decision.reasons[:1], *said, *decision.reasons[1:])
+        decision = dataclasses.replace(decision, reasons=reasons)
+        result = (decision, decision_digest(decision))
+        self._decisions.put(key, result)
+        return result
+
     def answer(self, device_id: str, decision: Decision, digest: str, now: datetime) -> bytes:
         """The CheckInAnswer body for ``device_id``: signed now, or from the answer cache."""
         cached = self._answers.get(device_id)
@@ -174,6 +214,7 @@ class Director:
             version = cached.version + 1
         expires = now.replace(microsecond=0) + self._validity
         target = None
+        release = None
         if (
             decision.action is DecisionAction.INSTALL
             and decision.target_path is not None
@@ -181,6 +222,7 @@ class Director:
             and decision.sha256 is not None
         ):
             target = TargetFile(decision.length, {"sha256": decision.sha256}, decision.target_path)
+            release = offered_release(decision)
         md = sign_decision(
             self._signer,
             device_id=device_id,
@@ -191,8 +233,23 @@ class Director:
             target=target,
             full_target=decision.full_target_path if decision.is_delta else None,
             extra={"waiting": decision.action is DecisionAction.WAIT},
+            release=release,
         )
         self.signatures += 1
         body = b'{"director":' + md.to_bytes(_COMPACT) + self._tail
         self._answers.put(device_id, SignedAnswer(digest, body, version, expires, now))
         return body
+
+
+def offered_release(decision: Decision) -> OfferedRelease | None:
+    """What an offer installs, as the director signs it: the release's build, patch
+    level and update class, and its full image (the one a delta produces)."""
+    offered = decision.release
+    if offered is None:
+        return None
+    return OfferedRelease(
+        build=offered.build,
+        security_patch_level=offered.security_patch_level.isoformat(),
+        update_class=offered.update_class.value,
+        full=OfferedImage(offered.target_path, offered.length, offered.sha256),
+    )

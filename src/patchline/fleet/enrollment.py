@@ -32,8 +32,20 @@ class Enrollment:
         return f"{self.device_id}.{self.secret}"
 
 
-def enroll(session: Session, request: EnrollRequest, now: datetime) -> Enrollment:
+def enroll(
+    session: Session,
+    request: EnrollRequest,
+    now: datetime,
+    *,
+    region: str | None = None,
+    deployed_on: date | None = None,
+) -> Enrollment:
     """Create the device, or re-issue the credential of the same hardware (factory reset).
+
+    A new device gets the vouched ``region`` and ``deployed_on`` (the enrollment token's
+    binding) when given, else the request's; a requested region that differs from the
+    vouched one is kept as the device's claimed region, flagged. Re-enrollment changes
+    neither (an operator does, through the management API).
 
     The device's Ed25519 public key (``request.public_key``, which verifies its install
     receipts) is stored, replacing any earlier one at re-enrollment; a request without
@@ -61,14 +73,17 @@ def enroll(session: Session, request: EnrollRequest, now: datetime) -> Enrollmen
         existing.credential_hash = hash_secret(secret)
         existing.public_key = public_key
         return Enrollment(existing.id, secret, re_enrolled=True)
+    vouched_region = region or request.region
     device = Device(
         id=new_device_id(),
         model=request.model,
         serial=request.serial,
         hardware_id=request.hardware_id,
-        region=request.region,
+        region=vouched_region,
         carrier=request.carrier,
-        deployed_on=date.fromisoformat(request.deployed_on),
+        deployed_on=deployed_on or date.fromisoformat(request.deployed_on),
+        claimed_region=request.region,
+        region_claim_flagged_at=now if request.region != vouched_region else None,
         credential_hash=hash_secret(secret),
         public_key=public_key,
         enrolled_at=now,

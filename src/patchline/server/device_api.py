@@ -18,6 +18,7 @@ import msgspec
 from sqlalchemy import select
 
 from patchline.audit import AuditRecord, append
+from patchline.fleet.beliefs import failure_of, failure_sentence
 from patchline.fleet.credentials import secret_matches, split_credential
 from patchline.fleet.enrollment import EnrollmentConflictError, enroll
 from patchline.server.asgi_io import (
@@ -150,7 +151,11 @@ class DeviceApi:
             return
         rt = self.rt
         now = rt.clock.now()
-        region = checkin.region or entry.region
+        # Decisions use the region the server vouches for; a check-in's claim counts
+        # only where the operator chose to trust claims.
+        claimed = checkin.region
+        trust = rt.settings.trust_claimed_region
+        region = claimed if trust and claimed else entry.region
         decision, digest = rt.director.decide(
             model=entry.model,
             region=region,
@@ -162,6 +167,7 @@ class DeviceApi:
             battery_percent=checkin.battery_percent,
             network=checkin.network.value,
             now=now,
+            failed_builds=entry.failed_builds,
         )
         answer = rt.director.answer(entry.device_id, decision, digest, now)
         rt.metrics.checkin_counter(decision.action.value).inc()
@@ -174,7 +180,7 @@ class DeviceApi:
             checkin.slot.active,
             checkin.slot.last_boot_ok,
             checkin.network,
-            region,
+            claimed,
         )
         changed_decision = digest != entry.decision_digest
         stale_seen = (
@@ -185,7 +191,7 @@ class DeviceApi:
             write = CheckInWrite(
                 device_id=entry.device_id,
                 now=now,
-                facts={**facts_from_check_in(checkin, region), "last_seen_at": now},
+                facts={**facts_from_check_in(checkin), "last_seen_at": now},
                 last_boot_ok=checkin.slot.last_boot_ok,
                 decision=DecisionChange(
                     digest=digest,
@@ -196,7 +202,11 @@ class DeviceApi:
                     reasons=list(decision.reasons),
                     rule_ids=list(decision.rule_ids),
                 ),
+                claimed_region=claimed,
+                trust_claim=trust,
             )
+            if trust and claimed:
+                entry.region = claimed
             if changed_decision:
                 loop = asyncio.get_running_loop()
                 write.waiter = Waiter(loop, loop.create_future())
@@ -231,8 +241,13 @@ class DeviceApi:
         except Exception:
             await send_error(send, 503, "reports not stored; keep them and send again")
             return
+        today = self.rt.clock.now().date()
         for report in batch.reports:
             self.rt.metrics.reports.labels(report.status.value).inc()
+            what = failure_of(report.status, report.code)
+            if what is not None:  # as the writer stored it; other processes re-read it
+                sentence = failure_sentence(report.build, what, today.isoformat())
+                entry.failed_builds.setdefault(report.build, sentence)
         # The install moved on: the next check-in is written, so it is reconciled at once
         # (a check-in to another process is reconciled within last_seen_resolution).
         entry.written_state = ()
@@ -315,7 +330,14 @@ class DeviceApi:
     def _enroll(self, request: EnrollRequest) -> Any:
         now = self.rt.clock.now()
         with self.rt.db.transaction() as session:
-            result = enroll(session, request, now)
+            settings = self.rt.settings
+            result = enroll(
+                session,
+                request,
+                now,
+                region=settings.enrollment_region,
+                deployed_on=settings.enrollment_deployed_on,
+            )
             append(
                 session,
                 [
@@ -327,8 +349,14 @@ class DeviceApi:
                         payload={
                             "model": request.model,
                             "serial": request.serial,
-                            "region": request.region,
-                            "deployed_on": request.deployed_on,
+                            "region": settings.enrollment_region or request.region,
+                            "deployed_on": (
+                                settings.enrollment_deployed_on.isoformat()
+                                if settings.enrollment_deployed_on
+                                else request.deployed_on
+                            ),
+                            "claimed_region": request.region,
+                            "claimed_deployed_on": request.deployed_on,
                             "re_enrolled": result.re_enrolled,
                             # The key that signs this device's install receipts from now
                             # on, so an audit export binds receipts to the enrollment.

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from patchline.bounded_cache import BoundedCache
+from patchline.fleet.beliefs import failure_sentences
 from patchline.store.db import Database
 from patchline.store.models import Device
 
@@ -22,10 +23,14 @@ class DeviceEntry:
     device_id: str
     credential_hash: bytes
     model: str
+    #: The region and deployment date vouched for (never what a check-in claims).
     region: str
     deployed_on: date
+    #: Builds that failed on the device -> the sentence a decision gives for not
+    #: offering them again.
+    failed_builds: dict[str, str] = field(default_factory=dict)
     #: The reported state this process last wrote (build, hash, patch level, slot,
-    #: network, region); a check-in that differs is written.
+    #: network, claimed region); a check-in that differs is written.
     written_state: tuple[Any, ...] = ()
     written_seen_at: datetime | None = None
     decision_digest: str | None = None
@@ -41,6 +46,7 @@ def load_devices(db: Database, device_ids: list[str]) -> dict[str, DeviceEntry]:
         Device.region,
         Device.deployed_on,
         Device.last_decision,
+        Device.failed_builds,
     ).where(Device.id.in_(device_ids))
     with db.engine.connect() as conn:
         rows = conn.execute(query).all()
@@ -53,6 +59,7 @@ def load_devices(db: Database, device_ids: list[str]) -> dict[str, DeviceEntry]:
             region=row.region,
             deployed_on=row.deployed_on,
             decision_digest=row.last_decision,
+            failed_builds=failure_sentences(row.failed_builds),
         )
         for row in rows
     }

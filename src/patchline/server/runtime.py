@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
 
 from patchline.audit import AuditRecord
 from patchline.clock import Clock
 from patchline.director.answers import Director
-from patchline.director.catalog import load_catalog
+from patchline.director.catalog import aware, load_catalog
 from patchline.director.releases_sync import catalog_version, sync_releases
 from patchline.fleet.decommission import decommissioned_ids
 from patchline.repository.layout import RepositoryLayout
@@ -21,8 +24,11 @@ from patchline.server.metrics import Metrics
 from patchline.server.writer import AuditWrite, BatchWriter, Waiter
 from patchline.settings import Settings
 from patchline.store.db import Database
+from patchline.store.models import Device
 
 log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -40,6 +46,10 @@ class Runtime:
     #: Devices taken out of service, read with the catalog (a decommission bumps it).
     decommissioned: frozenset[str] = frozenset()
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: Devices whose vouched facts or failed builds changed, as already re-read here
+    #: (id -> change instant), and the latest change seen.
+    _beliefs_handled: dict[str, datetime] = field(default_factory=dict)
+    _beliefs_since: datetime | None = None
 
     @property
     def repository(self) -> RepositoryLayout | None:
@@ -68,6 +78,36 @@ class Runtime:
         self.metrics.catalog_version.set(catalog.version)
         return True
 
+    def forget_changed_devices(self) -> int:
+        """Drop from the device cache every device whose vouched facts or failed builds
+        changed (through any process) since the last look; return how many. Changes up
+        to a minute older than the latest seen are looked at again, for clocks of
+        several processes that differ a little."""
+        window = timedelta(minutes=1)
+        with self.db.engine.connect() as conn:
+            if self._beliefs_since is None:
+                latest = conn.execute(select(func.max(Device.beliefs_changed_at))).scalar()
+                conn.rollback()
+                self._beliefs_since = aware(latest) if latest is not None else _EPOCH
+                return 0
+            query = select(Device.id, Device.beliefs_changed_at).where(
+                Device.beliefs_changed_at >= self._beliefs_since - window
+            )
+            rows = conn.execute(query).all()
+            conn.rollback()
+        forgotten = 0
+        for device_id, changed_at in rows:
+            changed = aware(changed_at)
+            if self._beliefs_handled.get(device_id) != changed:
+                self.devices.forget(device_id)
+                self._beliefs_handled[device_id] = changed
+                forgotten += 1
+            if changed > self._beliefs_since:
+                self._beliefs_since = changed
+        oldest = self._beliefs_since - window
+        self._beliefs_handled = {k: v for k, v in self._beliefs_handled.items() if v >= oldest}
+        return forgotten
+
     async def record(self, records: list[AuditRecord]) -> None:
         """Append management audit records; returns once they are durable."""
         loop = asyncio.get_running_loop()
@@ -81,6 +121,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.sync_releases)
         await loop.run_in_executor(None, self.reload_catalog_if_changed)
+        await loop.run_in_executor(None, self.forget_changed_devices)
         self._tasks.append(asyncio.create_task(self._watch()))
 
     async def stop(self) -> None:
@@ -102,6 +143,7 @@ class Runtime:
                 if ticks % 5 == 0:
                     await loop.run_in_executor(None, self.sync_releases)
                 await loop.run_in_executor(None, self.reload_catalog_if_changed)
+                await loop.run_in_executor(None, self.forget_changed_devices)
             except Exception as exc:  # keep serving with the catalog we have
                 log.warning("catalog refresh failed: %s", exc)
             self.metrics.signatures.set(self.director.signatures)

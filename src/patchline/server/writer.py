@@ -24,6 +24,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from patchline.audit import AuditRecord, append
+from patchline.fleet.beliefs import failure_of, with_failure
 from patchline.fleet.reconcile import InstallView, Reconciled, on_check_in, on_report
 from patchline.fleet.signed_builds import SignedBuild, SignedBuilds
 from patchline.store.db import Database
@@ -85,6 +86,10 @@ class CheckInWrite:
     last_boot_ok: bool
     decision: DecisionChange
     waiter: Waiter | None = None
+    #: The region the check-in claims (None: it claims none), and whether the server
+    #: takes a device's claim as its region (``PATCHLINE_TRUST_CLAIMED_REGION``).
+    claimed_region: str | None = None
+    trust_claim: bool = False
 
 
 @dataclass
@@ -226,6 +231,10 @@ _ROW_FIELDS = (
     "install_state",
     "install_state_at",
     "last_decision",
+    "region",
+    "claimed_region",
+    "region_claim_flagged_at",
+    "failed_builds",
 )
 
 
@@ -273,6 +282,7 @@ def _apply_check_in(
     previous_build = row["build"]
     for name, value in op.facts.items():
         _set(row, name, value)
+    _apply_region_claim(op, row, records)
     running = op.facts["build"]
     release = None
     if row["assigned_build"] not in (None, running):
@@ -307,6 +317,53 @@ def _apply_check_in(
         )
 
 
+def _apply_region_claim(op: CheckInWrite, row: dict[str, Any], records: list[AuditRecord]) -> None:
+    """Keep the region the check-in claims; flag (audited once per change of claim) a
+    claim that differs from the vouched region, or take it as the region (audited) when
+    the server trusts claims."""
+    claim = op.claimed_region
+    if claim is None or claim == row["claimed_region"]:
+        return
+    previous = row["claimed_region"]
+    _set(row, "claimed_region", claim)
+    vouched = row["region"]
+    actor = f"device:{op.device_id}"
+    if claim != vouched and op.trust_claim:
+        _set(row, "region", claim)
+        _set(row, "region_claim_flagged_at", None)
+        payload = {
+            "changes": {"region": {"from": vouched, "to": claim}},
+            "reason": "claimed at check-in; this server takes devices' claimed regions",
+        }
+        records.append(AuditRecord(op.now, "device-facts", actor, op.device_id, payload))
+        return
+    flagged = claim != vouched
+    if not flagged and row["region_claim_flagged_at"] is None:
+        return  # agrees, as it did
+    _set(row, "region_claim_flagged_at", op.now if flagged else None)
+    records.append(
+        AuditRecord(
+            op.now,
+            "region-claim",
+            actor,
+            op.device_id,
+            {"claimed": claim, "previous_claim": previous, "region": vouched, "flagged": flagged},
+        )
+    )
+
+
+def _record_failure(
+    row: dict[str, Any], build: str | None, what: str, now: datetime, status: str, code: str
+) -> None:
+    """Remember that ``build`` failed on the device: it is not offered there again."""
+    if build is None:
+        return
+    failed = with_failure(row["failed_builds"], build, what, now.date(), status, code)
+    if failed != row["failed_builds"]:
+        _set(row, "failed_builds", failed)
+        row["_dirty"]["beliefs_changed_at"] = now
+
+
 def _record_reconciled(
     device_id: str,
     now: datetime,
@@ -327,6 +384,8 @@ def _record_reconciled(
         _set(row, "assigned_target", release.target_path)
         _set(row, "assigned_from_build", previous_build)
         _set(row, "assigned_at", now)
+    if reconciled.install_state == "rolled-back":
+        _record_failure(row, row["assigned_build"], "failed to boot", now, "rolled-back", "none")
     _set(row, "install_state", reconciled.install_state)
     _set(row, "install_state_at", now)
     records.append(
@@ -383,6 +442,9 @@ def _apply_reports(
                 "origin": "device",
             }
         )
+        what = failure_of(report.status, report.code)
+        if what is not None:
+            _record_failure(row, report.build, what, op.now, report.status.value, report.code.value)
         booted = report.status is ReportStatus.BOOTED_HEALTHY
         release = signed.get(row["model"], report.build) if booted else None
         reconciled = on_report(_view(row), report.status, report.build, release is not None)
@@ -443,8 +505,9 @@ def _update_devices(conn: Connection, rows: dict[str, dict[str, Any]]) -> None:
         conn.execute(statement, params)
 
 
-def facts_from_check_in(body: Any, region: str) -> dict[str, Any]:
-    """The device row fields a check-in reports."""
+def facts_from_check_in(body: Any) -> dict[str, Any]:
+    """The device row fields a check-in reports (its claimed region is not one of them:
+    see ``CheckInWrite.claimed_region``)."""
     return {
         "build": body.build,
         "build_sha256": body.build_sha256,
@@ -453,5 +516,4 @@ def facts_from_check_in(body: Any, region: str) -> dict[str, Any]:
         "free_bytes": body.free_bytes,
         "battery_percent": body.battery_percent,
         "network": body.network.value,
-        "region": region,
     }

@@ -34,6 +34,7 @@ class Device(Base):
         UniqueConstraint("model", "serial", name="uq_devices_model_serial"),
         Index("ix_devices_model_region", "model", "region"),
         Index("ix_devices_build", "model", "build"),
+        Index("ix_devices_beliefs_changed_at", "beliefs_changed_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -68,6 +69,17 @@ class Device(Base):
     # Taken out of service: its credential no longer works and it is offered nothing.
     decommissioned_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
     decommission_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # What the server believes against what the device says. ``region``, ``carrier`` and
+    # ``deployed_on`` above are vouched for (enrollment, an operator); a check-in that
+    # claims another region is kept here and flagged, and decisions use the vouched one.
+    claimed_region: Mapped[str | None] = mapped_column(String(16), default=None)
+    region_claim_flagged_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+    #: Builds that failed or rolled back on this device, not offered to it again until an
+    #: operator retries them: build -> {"on", "what", "status", "code"}.
+    failed_builds: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    #: When vouched facts or failed builds last changed: every server process re-reads
+    #: such devices.
+    beliefs_changed_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
 
 
 class Release(Base):

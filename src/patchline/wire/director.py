@@ -5,7 +5,9 @@ The director signs, for one device, TUF ``targets`` metadata whose top-level
 target it lists copies the length and hashes of the image repository's entry. The
 device verifies it with the director root it shipped with, checks that it names this
 device and has not expired, and installs only a target on which the director and the
-image repository agree (Uptane "full verification"). Answers replayed to another device
+image repository agree (Uptane "full verification"): its length and hashes, and what
+it installs (``custom.release``: build, security patch level, update class and the
+full image the target produces). Answers replayed to another device
 are refused; so are answers older than one the device has already seen.
 """
 
@@ -51,6 +53,60 @@ class DirectorDecision:
     #: For a delta: the full image target the delta produces.
     full_target: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: What the target installs, as the director states it (None when the answer
+    #: does not say): the device checks it against the image repository's entry.
+    release: OfferedRelease | None = None
+
+
+@dataclass(frozen=True)
+class OfferedImage:
+    """A full image as the director names it: path, length and sha256."""
+
+    path: str
+    length: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class OfferedRelease:
+    """What an install answer installs: the build, its security patch level
+    (YYYY-MM-DD) and update class, and the full image it produces (for a full-image
+    install, the target itself)."""
+
+    build: str
+    security_patch_level: str
+    update_class: str
+    full: OfferedImage
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form signed in the target's ``custom.release``."""
+        return {
+            "build": self.build,
+            "security_patch_level": self.security_patch_level,
+            "update_class": self.update_class,
+            "full_image": {
+                "path": self.full.path,
+                "length": self.full.length,
+                "sha256": self.full.sha256,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> OfferedRelease:
+        """Read ``to_json``'s form; raise DirectorAnswerError when it is malformed."""
+        try:
+            full = data["full_image"]
+            values = (data["build"], data["security_patch_level"], data["update_class"])
+            image = (full["path"], full["length"], full["sha256"])
+        except (KeyError, TypeError):
+            raise DirectorAnswerError(
+                "the release named in the director answer is malformed"
+            ) from None
+        if not all(isinstance(v, str) for v in (*values, image[0], image[2])) or not (
+            isinstance(image[1], int) and not isinstance(image[1], bool)
+        ):
+            raise DirectorAnswerError("the release named in the director answer is malformed")
+        return cls(*values, OfferedImage(image[0], image[1], image[2]))
 
 
 def sign_decision(
@@ -64,12 +120,16 @@ def sign_decision(
     target: TargetFile | None = None,
     full_target: str | None = None,
     extra: dict[str, Any] | None = None,
+    release: OfferedRelease | None = None,
 ) -> Metadata[Targets]:
-    """Build and sign the director's targets metadata for one device."""
+    """Build and sign the director's targets metadata for one device; ``release``
+    (what the target installs) is signed in the target's ``custom.release``."""
     targets: dict[str, TargetFile] = {}
     if target is not None:
         custom = dict(target.custom) if "custom" in target.unrecognized_fields else {}
         custom["device_id"] = device_id
+        if release is not None:
+            custom["release"] = release.to_json()
         targets[target.path] = TargetFile(
             target.length, dict(target.hashes), target.path, {"custom": custom}
         )
@@ -149,12 +209,15 @@ def verify_decision(
     except ValueError:
         raise DirectorAnswerError(f"unknown director action {body.get('action')!r}") from None
     target = None
+    release = None
     if action is Action.INSTALL:
         if len(signed.targets) != 1:
             raise DirectorAnswerError("an install answer must name exactly one target")
         target = next(iter(signed.targets.values()))
         if target.custom.get("device_id") != device_id:
             raise DirectorAnswerError("the target in the director answer names another device")
+        if "release" in target.custom:
+            release = OfferedRelease.from_json(target.custom["release"])
     reasons = body.get("reasons")
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         raise DirectorAnswerError("director answer reasons are malformed")
@@ -171,6 +234,7 @@ def verify_decision(
         target=target,
         full_target=full_target if isinstance(full_target, str) else None,
         extra=extra,
+        release=release,
     )
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from patchline.server.api import audit, devices, releases, rules, tokens
+from patchline.server.api import audit, device_facts, devices, releases, rules, tokens
 
 #: Every router of the management API, in the order the app includes them.
 ROUTERS: tuple[APIRouter, ...] = (
     releases.router,
     devices.router,
+    device_facts.router,
     rules.router,
     audit.router,
     tokens.router,

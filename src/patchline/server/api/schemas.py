@@ -214,3 +214,27 @@ class Revoked(BaseModel):
 
     name: str
     revoked: bool
+
+
+class FailedBuild(BaseModel):
+    """A build that failed on a device and is not offered to it again until retried."""
+
+    build: str
+    on: str = Field(description="the day it failed (YYYY-MM-DD)")
+    what: str = Field(description='what it did, e.g. "failed to boot"')
+    status: str
+    code: str
+    sentence: str = Field(description="what a decision says of it")
+
+
+class DeviceBeliefs(BaseModel):
+    """What the server believes about a device (decisions use these) and what it claimed."""
+
+    id: str
+    region: str
+    deployed_on: date | None
+    carrier: str | None
+    claimed_region: str | None = Field(description="the region its last differing check-in claimed")
+    region_claim_flagged_at: Instant | None
+    failed_builds: list[FailedBuild]
+    beliefs_changed_at: Instant | None
