@@ -18,9 +18,8 @@ def patchline(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
         text=True,
         check=False,
         env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("PATCHLINE_")},
             "COLUMNS": "400",
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": os.environ["PYTHONPATH"],
             **env,
         },
     )
