@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from patchline.server.api import audit, devices, releases, rules, tokens
+from patchline.server.api import (
+    audit,
+    devices,
+    proposals,
+    releases,
+    rules,
+    tokens,
+    webhooks,
+)
 
 #: Every router of the management API, in the order the app includes them.
 ROUTERS: tuple[APIRouter, ...] = (
@@ -15,4 +23,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     rules.router,
     audit.router,
     tokens.router,
+    proposals.router,
+    webhooks.router,
 )
