@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from patchline.approvals.actions import Action, parse_actions
+from patchline.actions import Action, parse_actions
 from patchline.errors import ConfigError
 from patchline.store.db import default_url
 

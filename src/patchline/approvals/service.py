@@ -9,16 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from patchline.approvals.actions import Action
+from patchline.actions import Action
 from patchline.audit import AuditRecord, append
 from patchline.errors import NotFoundError, ProposalClosedError, SelfApprovalError
 from patchline.store.models import Proposal
 from patchline.webhooks.outbox import emit
+
+if TYPE_CHECKING:
+    from patchline.repository.publisher import Repository
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class Approved:
     #: The proposer's own name (a token's name), the author of the change.
     author: str
     now: datetime
+    #: Opens the image repository, for actions that sign (None: there is none here).
+    open_repository: Callable[[], Repository] | None = None
 
     def approval(self) -> dict[str, Any]:
         """What the applied change's audit entry says about how it was let through."""
@@ -143,6 +148,7 @@ def approve(
     approved_by: str,
     now: datetime,
     appliers: Mapping[Action, Applier],
+    open_repository: Callable[[], Repository] | None = None,
 ) -> Proposal:
     """Apply a pending proposal through its action's applier, as ``approved_by``, and
     mark it approved, recording both names in the audit chain; all in the caller's
@@ -158,7 +164,9 @@ def approve(
             hint="ask another token holder allowed to do this to approve it",
         )
     author = str(row.payload.get("author", row.proposed_by))
-    approved = Approved(session, row.payload, row.id, row.proposed_by, approved_by, author, now)
+    approved = Approved(
+        session, row.payload, row.id, row.proposed_by, approved_by, author, now, open_repository
+    )
     result = appliers[Action(row.action)](approved)
     row.state, row.decided_by, row.decided_at, row.result = "approved", approved_by, now, result
     _decided(session, row, now)

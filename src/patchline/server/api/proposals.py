@@ -9,11 +9,13 @@ from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 from sqlalchemy.orm import Session
 
+from patchline.actions import Action
 from patchline.approvals import service
-from patchline.approvals.actions import Action
 from patchline.approvals.appliers import APPLIERS
+from patchline.repository.publisher import Repository
 from patchline.server.api.bodies import DecisionBody
 from patchline.server.api.deps import Reader, Rt, actor, in_session, in_thread
+from patchline.server.api.releases import discard_staged
 from patchline.server.api.schemas import ProposalOut
 from patchline.server.api.two_person import check_may
 
@@ -51,12 +53,18 @@ async def approve_proposal(rt: Rt, proposal_id: ProposalId, caller: Reader) -> P
     direct path would give (nothing applied, still pending) when the change is refused."""
     now = rt.clock.now()
 
+    def open_repository() -> Repository:
+        return Repository.open(rt.settings.home, rt.settings, clock=rt.clock)
+
     def approve(session: Session) -> ProposalOut:
         check_may(caller, Action(service.get_proposal(session, proposal_id).action))
-        row = service.approve(session, proposal_id, actor(caller), now, APPLIERS)
+        row = service.approve(session, proposal_id, actor(caller), now, APPLIERS, open_repository)
         return ProposalOut(**service.proposal_json(row))
 
     result = await in_session(rt, approve)
+    if result.action == Action.RELEASE_PUBLISH_UNDER_RULES:
+        discard_staged(rt.settings.home, result.payload)
+        await in_thread(rt.sync_releases)
     await in_thread(rt.reload_catalog_if_changed)
     return result
 
@@ -77,4 +85,6 @@ async def reject_proposal(
         row = service.reject(session, proposal_id, actor(caller), reason, now)
         return ProposalOut(**service.proposal_json(row))
 
-    return await in_session(rt, reject)
+    result = await in_session(rt, reject)
+    discard_staged(rt.settings.home, result.payload)
+    return result

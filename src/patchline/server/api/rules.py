@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from patchline.approvals.actions import Action
+from patchline.actions import Action
 from patchline.approvals.appliers import amendment_payload, rule_create_payload
 from patchline.director import rules_service
 from patchline.policy.rules import Amendment, Rule

@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
-from patchline.approvals.actions import Action
-from patchline.approvals.appliers import APPLIERS
-from patchline.approvals.service import needs_second_person, proposal_json, propose
+from patchline.actions import Action
+from patchline.approvals.gate import hold
+from patchline.approvals.service import needs_second_person, proposal_json
 from patchline.server.api.deps import Caller, actor, in_session
 from patchline.server.auth import GRANTS, Permission
 from patchline.server.runtime import Runtime
@@ -35,19 +36,24 @@ def check_may(caller: Caller, action: Action) -> None:
         )
 
 
+def held_for_second_person(rt: Runtime, action: Action) -> bool:
+    """True when this server's settings hold ``action`` for a second person."""
+    return needs_second_person(rt.settings.second_person_actions(), action)
+
+
 async def hold_if_required(
     rt: Runtime, caller: Caller, action: Action, payload: Mapping[str, Any], summary: str
 ) -> JSONResponse | None:
     """When the settings hold ``action`` for a second person, store it as a proposal by
     ``caller`` and return the 202 answer carrying it; else None (go ahead)."""
-    if not needs_second_person(rt.settings.second_person_actions(), action):
+    if not held_for_second_person(rt, action):
         return None
     now = rt.clock.now()
-    dry_run = APPLIERS.get(action)
-    held = await in_session(
-        rt,
-        lambda s: proposal_json(
-            propose(s, action, payload, summary, actor(caller), now, dry_run=dry_run)
-        ),
-    )
-    return JSONResponse(held, status_code=202)
+    required = rt.settings.second_person_actions()
+
+    def held(session: Session) -> dict[str, Any]:
+        row = hold(session, required, action, payload, summary, actor(caller), now)
+        assert row is not None  # held_for_second_person said so
+        return proposal_json(row)
+
+    return JSONResponse(await in_session(rt, held), status_code=202)

@@ -1,4 +1,5 @@
-"""The actions the two-person rule can hold for a second person, by name."""
+"""The actions the two-person rule (``patchline.approvals``) can hold for a second person,
+by name; shared by the settings, which name them, and every layer that makes them."""
 
 from __future__ import annotations
 
