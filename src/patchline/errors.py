@@ -332,3 +332,18 @@ class SimulationError(PatchlineError):
     simulation needs (releases, rules, the device listing)."""
 
     exit_code = 50
+
+
+# --- two-person rule -------------------------------------------------------------------
+
+
+class ApprovalError(UsageError):
+    """A proposal cannot be approved or rejected as asked."""
+
+
+class SelfApprovalError(ApprovalError):
+    """The proposer of a change tried to approve it: a second person must."""
+
+
+class ProposalClosedError(ApprovalError):
+    """The proposal was already approved or rejected."""

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from patchline.actions import Action, parse_actions
 from patchline.errors import ConfigError
 from patchline.store.db import default_url
 
@@ -140,6 +141,33 @@ class Settings(BaseSettings):
         description="whether the region a check-in claims becomes the device's region "
         "(audited); off: claims are recorded and flagged only",
     )
+    two_person_actions: tuple[str, ...] = Field(
+        default=(),
+        description="comma-separated actions that need a second person to approve "
+        "(`rule.create`, `rule.amend`, `release.publish-under-rules`, `rollout.start`, "
+        "`rollout.widen`; `docs/two-person-rule.md`); unset: none",
+    )
+    webhook_max_attempts: int = Field(
+        default=12, ge=1, le=100, description="attempts to deliver a webhook before it is failed"
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="wait after a webhook's first failed attempt; doubles each time, jittered",
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="longest wait between two attempts to deliver a webhook",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="how long a webhook receiver has to answer one attempt",
+    )
     simulated_clock_file: Path | None = Field(
         default=None,
         description="simulations only: the server tells time from this file, which "
@@ -213,6 +241,19 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             return tuple(_url(str(m), ("http", "https", "file")) for m in value)
         return value
+
+    @field_validator("two_person_actions", mode="before")
+    @classmethod
+    def _two_person_actions(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple | set | frozenset):
+            return tuple(sorted(a.value for a in parse_actions([str(v) for v in value])))
+        return value
+
+    def second_person_actions(self) -> frozenset[Action]:
+        """The actions held for a second person's approval."""
+        return parse_actions(list(self.two_person_actions))
 
     def server_database_url(self) -> str:
         """The database the server and the CLI use: ``database_url`` or the home's SQLite."""

@@ -21,10 +21,12 @@ from patchline.cli.keys import key
 from patchline.cli.mirror import mirror
 from patchline.cli.models import model
 from patchline.cli.output import make_console
+from patchline.cli.proposals import proposal
 from patchline.cli.releases import release
 from patchline.cli.repo import init, repo
 from patchline.cli.serve import director, serve, token
 from patchline.cli.simulate import simulate
+from patchline.cli.webhooks import webhook
 from patchline.errors import PatchlineError
 from patchline.settings import Settings
 
@@ -62,6 +64,8 @@ for command in (
     bundle,
     continuity,
     simulate,
+    proposal,
+    webhook,
 ):
     cli.add_command(command)
 

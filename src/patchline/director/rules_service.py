@@ -6,8 +6,10 @@ process reloads the rules."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +20,7 @@ from patchline.director.releases_sync import bump_catalog
 from patchline.errors import NotFoundError, PolicyError, UsageError
 from patchline.policy.rules import Amendment, Rule, rule_history
 from patchline.store.models import Policy, PolicyAmendment
+from patchline.webhooks.outbox import emit
 
 
 class RuleExistsError(UsageError, PolicyError):
@@ -75,9 +78,18 @@ def list_rules(session: Session, known_on: date | None = None) -> list[StoredRul
     ]
 
 
-def create_rule(session: Session, rule: Rule, author: str, actor: str, now: datetime) -> StoredRule:
-    """Store a new rule written by ``author`` and record it (by ``actor``) in the audit
-    chain. Raises RuleExistsError when a rule with its id exists."""
+def create_rule(
+    session: Session,
+    rule: Rule,
+    author: str,
+    actor: str,
+    now: datetime,
+    approval: Mapping[str, Any] | None = None,
+) -> StoredRule:
+    """Store a new rule written by ``author``, record it (by ``actor``, with the
+    ``approval`` that let it through, if any) in the audit chain and emit
+    ``rule.created``, all in the caller's transaction. Raises RuleExistsError when a
+    rule with its id exists."""
     if session.get(Policy, rule.id) is not None:
         raise RuleExistsError(f"rule {rule.id} exists; amend it instead")
     row = Policy(
@@ -85,15 +97,24 @@ def create_rule(session: Session, rule: Rule, author: str, actor: str, now: date
     )
     session.add(row)
     bump_catalog(session)
-    append(session, [AuditRecord(now, "policy", actor, rule.id, rule.to_json())])
+    approved = {"approval": dict(approval)} if approval else {}
+    append(session, [AuditRecord(now, "policy", actor, rule.id, {**rule.to_json(), **approved})])
+    emit(session, "rule.created", {"rule": rule.to_json(), "by": actor, **approved}, now)
     return StoredRule(row, ())
 
 
 def amend_rule(
-    session: Session, amendment: Amendment, author: str, actor: str, now: datetime
+    session: Session,
+    amendment: Amendment,
+    author: str,
+    actor: str,
+    now: datetime,
+    approval: Mapping[str, Any] | None = None,
 ) -> StoredRule:
-    """Store ``amendment`` (recorded ``now`` by ``author``) of its rule and record it (by
-    ``actor``) in the audit chain; return the rule with all its amendments.
+    """Store ``amendment`` (recorded ``now`` by ``author``) of its rule, record it (by
+    ``actor``, with the ``approval`` that let it through, if any) in the audit chain and
+    emit ``rule.amended``, in the caller's transaction; return the rule with all its
+    amendments.
 
     Raises NotFoundError for no such rule; InvalidAmendmentError (nothing stored) for a
     back-dated amendment that does not say so with a reason, or one that would leave the
@@ -123,6 +144,9 @@ def amend_rule(
     bump_catalog(session)
     recorded = amendment_of(stored)
     payload = {**recorded.to_json(), "summary": recording_summary(recorded, now)}
+    if approval:
+        payload["approval"] = dict(approval)
     append(session, [AuditRecord(now, "policy-amendment", actor, rule_id, payload)])
+    emit(session, "rule.amended", {"rule_id": rule_id, "amendment": payload, "by": actor}, now)
     amendments = session.scalars(of_rule.order_by(PolicyAmendment.id))
     return StoredRule(row, tuple(_stored(a) for a in amendments))

@@ -33,6 +33,7 @@ from patchline.server.writer import BatchWriter
 from patchline.settings import Settings
 from patchline.store.db import Database
 from patchline.store.migrate import upgrade
+from patchline.webhooks.deliver import Deliverer, DeliveryPolicy
 
 
 def build_runtime(
@@ -63,6 +64,12 @@ def build_runtime(
         validity=tuning.answer_validity,
     )
     writer = BatchWriter(db, max_delay=tuning.writer_max_delay)
+    policy = DeliveryPolicy(
+        max_attempts=settings.webhook_max_attempts,
+        retry_base_seconds=settings.webhook_retry_base_seconds,
+        retry_max_seconds=settings.webhook_retry_max_seconds,
+        timeout_seconds=settings.webhook_timeout_seconds,
+    )
     return Runtime(
         settings=settings,
         tuning=tuning,
@@ -70,6 +77,7 @@ def build_runtime(
         clock=clock,
         director=director,
         writer=writer,
+        deliverer=Deliverer(db, clock, policy),
         devices=DeviceLoader(db, BoundedCache(tuning.device_cache_size)),
     )
 

@@ -34,6 +34,7 @@ class Permission(enum.StrEnum):
     POLICIES = "policies"
     AUDIT = "audit"
     TOKENS = "tokens"
+    WEBHOOKS = "webhooks"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {

@@ -25,6 +25,7 @@ from patchline.server.writer import AuditWrite, BatchWriter, Waiter
 from patchline.settings import Settings
 from patchline.store.db import Database
 from patchline.store.models import Device
+from patchline.webhooks.deliver import Deliverer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class Runtime:
     director: Director
     writer: BatchWriter
     devices: DeviceLoader
+    #: Sends the webhook outbox (None: this process sends none).
+    deliverer: Deliverer | None = None
     metrics: Metrics = field(default_factory=Metrics)
     #: Devices taken out of service, read with the catalog (a decommission bumps it).
     decommissioned: frozenset[str] = frozenset()
@@ -116,8 +119,10 @@ class Runtime:
         await waiter.future
 
     async def start(self) -> None:
-        """Start the writer and the background catalog watcher."""
+        """Start the writer, the webhook deliverer and the background catalog watcher."""
         self.writer.start()
+        if self.deliverer is not None:
+            self.deliverer.start()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.sync_releases)
         await loop.run_in_executor(None, self.reload_catalog_if_changed)
@@ -131,6 +136,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
+        if self.deliverer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.deliverer.stop)
         self.db.dispose()
 
     async def _watch(self) -> None:

@@ -29,6 +29,8 @@ from patchline.fleet.reconcile import InstallView, Reconciled, on_check_in, on_r
 from patchline.fleet.signed_builds import SignedBuild, SignedBuilds
 from patchline.store.db import Database
 from patchline.store.models import Device, InstallReport
+from patchline.webhooks.events import REPORT_EVENTS
+from patchline.webhooks.outbox import Event, emit_many
 from patchline.wire.builds import is_newer_build
 from patchline.wire.device_api import Report, ReportStatus
 
@@ -212,6 +214,7 @@ class BatchWriter:
                     results.append(None)
             if new_reports:
                 conn.execute(insert(InstallReport), new_reports)
+                emit_many(conn, _report_events(new_reports))
             _update_devices(conn, rows)
             if records:
                 append(Session(bind=conn), records)
@@ -258,6 +261,19 @@ def _known_report_ids(conn: Connection, batch: list[Op]) -> set[str]:
         return set()
     query = select(InstallReport.report_id).where(InstallReport.report_id.in_(ids))
     return set(conn.scalars(query))
+
+
+def _report_events(new_reports: list[dict[str, Any]]) -> list[Event]:
+    """The webhook events of newly stored reports: how installs ended."""
+    return [
+        Event(
+            REPORT_EVENTS[r["status"]],
+            {k: r[k] for k in ("device_id", "report_id", "target", "build", "code", "detail")},
+            r["received_at"],
+        )
+        for r in new_reports
+        if r["status"] in REPORT_EVENTS
+    ]
 
 
 def _set(row: dict[str, Any], name: str, value: Any) -> None:

@@ -213,3 +213,64 @@ class CatalogVersion(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger)
+
+
+class Proposal(Base):
+    """A change that needs a second person: stored when proposed, applied when another
+    token approves it (the two-person rule), or closed when someone rejects it."""
+
+    __tablename__ = "proposals"
+    __table_args__ = (Index("ix_proposals_state", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(64))
+    #: What the action needs to be applied, as the direct path would have been given it.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16))  # pending | approved | rejected
+    proposed_by: Mapped[str] = mapped_column(String(128))
+    proposed_at: Mapped[datetime] = mapped_column(Stamp)
+    decided_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    #: What applying it returned (e.g. the rule as stored), once approved.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class WebhookSubscription(Base):
+    """Where to send which events, and the secret that signs them."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    #: ``whsec_`` and the base64 key; needed in clear to sign, never shown after creation.
+    secret: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(Stamp)
+    created_by: Mapped[str] = mapped_column(String(128))
+    removed_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+
+
+class WebhookMessage(Base):
+    """One event for one subscription (the outbox): written in the transaction of the
+    change it reports, delivered at least once by a server process's deliverer."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (Index("ix_webhook_outbox_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: The ``webhook-id`` header: the same on every attempt, so receivers can de-duplicate.
+    message_id: Mapped[str] = mapped_column(String(64), index=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id"), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    #: The exact request body, fixed when the event was emitted.
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Stamp)
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: When it is due; while a deliverer holds it, when that claim lapses.
+    next_attempt_at: Mapped[datetime] = mapped_column(Stamp)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    delivered_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from patchline.server.api import audit, device_facts, devices, releases, rules, tokens
+from patchline.server.api import (
+    audit,
+    device_facts,
+    devices,
+    proposals,
+    releases,
+    rules,
+    tokens,
+    webhooks,
+)
 
 #: Every router of the management API, in the order the app includes them.
 ROUTERS: tuple[APIRouter, ...] = (
@@ -16,4 +25,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     rules.router,
     audit.router,
     tokens.router,
+    proposals.router,
+    webhooks.router,
 )

@@ -116,3 +116,38 @@ class YankBody(Reason):
         description="Also re-sign the release valid until today in the repository in the "
         "server's home (its keys and passphrases), so agents refuse it offline too.",
     )
+
+
+class SubscriptionBody(BaseModel):
+    """A webhook subscription: where to POST which events (docs/webhooks.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, description="An http(s) URL that receives the events.")
+    events: list[str] = Field(
+        min_length=1, max_length=64, description="Event types to send (docs/webhooks.md)."
+    )
+    secret: str | None = Field(
+        None,
+        max_length=128,
+        description="A `whsec_` signing secret; omitted: a new one, shown once in the answer.",
+    )
+    description: Text = ""
+
+
+class ResendBody(BaseModel):
+    """Which webhook messages to send again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] | None = Field(
+        None, max_length=10_000, description="Message ids; omitted: every failed message."
+    )
+
+
+class DecisionBody(BaseModel):
+    """An optional reason for approving or rejecting a proposal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = ""

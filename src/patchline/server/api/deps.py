@@ -59,6 +59,7 @@ ReleaseManager = Annotated[Caller, Depends(require(Permission.RELEASES))]
 Compliance = Annotated[Caller, Depends(require(Permission.POLICIES))]
 Auditor = Annotated[Caller, Depends(require(Permission.AUDIT))]
 Admin = Annotated[Caller, Depends(require(Permission.TOKENS))]
+WebhookAdmin = Annotated[Caller, Depends(require(Permission.WEBHOOKS))]
 
 
 def actor(caller: Caller) -> str:

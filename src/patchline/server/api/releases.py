@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from patchline.actions import Action
+from patchline.approvals.appliers import publish_payload
 from patchline.audit import AuditRecord
 from patchline.director import offers
 from patchline.director.publishing import delivery_rules, publish
@@ -20,11 +24,33 @@ from patchline.repository.publisher import Repository
 from patchline.repository.releases import ReleaseRequest
 from patchline.server.api.bodies import OfferSettings, YankBody
 from patchline.server.api.deps import Reader, ReleaseManager, Rt, actor, in_session, in_thread
-from patchline.server.api.schemas import Published, ReleaseOut, Synced
+from patchline.server.api.schemas import ProposalOut, Published, ReleaseOut, Synced
+from patchline.server.api.two_person import held_for_second_person, hold_if_required
 from patchline.wire.release import Eligibility, UpdateClass, parse_date, parse_regions
 
 router = APIRouter(prefix="/api", tags=["releases"])
 ReleaseId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+HELD: dict[int | str, dict[str, Any]] = {
+    202: {"model": ProposalOut, "description": "Held for a second person's approval."}
+}
+#: Where uploads held for a second person wait, under the server's home.
+STAGED = "proposals"
+
+
+def _stage(home: Path, name: str, image: UploadFile) -> Path:
+    folder = home / STAGED / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    path = folder / name
+    with path.open("wb") as out:
+        shutil.copyfileobj(image.file, out, 1 << 20)
+    return path
+
+
+def discard_staged(home: Path, payload: dict[str, Any]) -> None:
+    """Delete the upload a publish proposal kept, once it is decided."""
+    image = Path(str(payload.get("image", "")))
+    if image.parent.parent == home / STAGED:
+        shutil.rmtree(image.parent, ignore_errors=True)
 
 
 @router.get("/releases")
@@ -35,7 +61,7 @@ async def list_releases(rt: Rt, _caller: Reader, model: str | None = None) -> li
     )
 
 
-@router.post("/releases", status_code=201)
+@router.post("/releases", status_code=201, responses=HELD, response_model=Published)
 async def publish_release(
     rt: Rt,
     caller: ReleaseManager,
@@ -50,12 +76,14 @@ async def publish_release(
     deployed_before: Annotated[str, Form()] = "",
     valid_until: Annotated[str, Form()] = "",
     under_rules: Annotated[bool, Form()] = False,
-) -> Published:
+) -> Published | JSONResponse:
     """Sign and publish an uploaded image (keys and passphrases of this server's home).
 
     With ``under_rules``, only if a delivery rule in force allows it, with that rule's
     limits and name signed into it as well as the ones given (409 naming the rule
-    otherwise), so that mirrors and SD cards carry the rules to devices.
+    otherwise), so that mirrors and SD cards carry the rules to devices. 202 with a
+    proposal (the upload kept until it is decided) when ``release.publish-under-rules``
+    needs a second person.
     """
     eligibility = Eligibility(
         regions_allowed=parse_regions([regions_allowed]),
@@ -65,6 +93,28 @@ async def publish_release(
     )
     spl = parse_date("security_patch_level", security_patch_level)
     name = Path(image.filename or "image.img").name
+    action = Action.RELEASE_PUBLISH_UNDER_RULES
+    if under_rules and held_for_second_person(rt, action):
+        staged = await in_thread(lambda: _stage(rt.settings.home, name, image))
+        request = ReleaseRequest(
+            image=staged,
+            model=model,
+            build=build,
+            security_patch_level=spl,
+            update_class=update_class,
+            eligibility=eligibility,
+            notes=notes,
+        )
+        payload = publish_payload(request, caller[0])
+        try:
+            held = await hold_if_required(
+                rt, caller, action, payload, f"publish {model} {build} under the rules"
+            )
+        except BaseException:
+            discard_staged(rt.settings.home, payload)
+            raise
+        assert held is not None
+        return held
 
     def sign() -> Published:
         rules = None

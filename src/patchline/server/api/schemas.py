@@ -238,3 +238,57 @@ class DeviceBeliefs(BaseModel):
     region_claim_flagged_at: Instant | None
     failed_builds: list[FailedBuild]
     beliefs_changed_at: Instant | None
+
+
+class ProposalOut(BaseModel):
+    """A change held for a second person (the two-person rule, docs/two-person-rule.md)."""
+
+    id: int
+    action: str = Field(description="e.g. rule.create, rule.amend.")
+    state: str = Field(description="pending, approved or rejected.")
+    summary: str
+    payload: dict[str, Any] = Field(description="The change as proposed.")
+    proposed_by: str
+    proposed_at: str
+    decided_by: str | None
+    decided_at: str | None
+    reason: str
+    result: dict[str, Any] | None = Field(description="What applying it stored, once approved.")
+
+
+class SubscriptionOut(_Rows):
+    """A webhook subscription (never its secret)."""
+
+    id: int
+    url: str
+    events: list[str]
+    description: str
+    created_at: Instant
+    created_by: str
+
+
+class NewSubscriptionOut(SubscriptionOut):
+    """A subscription just added, with its signing secret: shown this once."""
+
+    secret: str
+
+
+class DeliveryOut(_Rows):
+    """One event for one subscription, and how its delivery went."""
+
+    id: int
+    message_id: str = Field(description="The webhook-id header: the same on every attempt.")
+    subscription_id: int
+    event_type: str
+    state: str = Field(description="pending, delivered or failed.")
+    attempts: int
+    last_error: str
+    created_at: Instant
+    next_attempt_at: Instant
+    delivered_at: Instant | None
+
+
+class Resent(BaseModel):
+    """How many messages will be sent again."""
+
+    resent: int

@@ -1,0 +1,1 @@
+"""Signed webhooks: subscriptions, an outbox written with each change, a deliverer."""
