@@ -332,3 +332,11 @@ class SimulationError(PatchlineError):
     simulation needs (releases, rules, the device listing)."""
 
     exit_code = 50
+
+
+# --- staged rollouts -------------------------------------------------------------------
+
+
+class RolloutConflictError(UsageError):
+    """A rollout cannot make this change from its state (resume an aborted one, advance a
+    halted one), or the release already has an open rollout."""

@@ -162,6 +162,7 @@ class DeviceApi:
             battery_percent=checkin.battery_percent,
             network=checkin.network.value,
             now=now,
+            device_id=entry.device_id,
         )
         answer = rt.director.answer(entry.device_id, decision, digest, now)
         rt.metrics.checkin_counter(decision.action.value).inc()

@@ -13,6 +13,7 @@ _STATUS: list[tuple[type[errors.PatchlineError], int]] = [
     (errors.NotAuthorisedError, 409),
     (EnrollmentConflictError, 409),
     (RuleExistsError, 409),
+    (errors.RolloutConflictError, 409),
     (errors.RepositoryBusyError, 503),
     (errors.PassphraseError, 503),
     (errors.SigningError, 503),

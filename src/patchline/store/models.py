@@ -201,3 +201,49 @@ class CatalogVersion(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger)
+
+
+class Rollout(Base):
+    """A staged rollout of one release to a selection of devices, in phases, with brakes.
+
+    ``phases`` is a list of ``{"share": basis points, "soak_seconds": N, "min_healthy": N}``;
+    ``brakes`` holds the thresholds (``patchline.fleet.rollouts.Brakes``); ``figures`` the
+    last evaluation's counts. Which devices a phase reaches is computed, never stored
+    (``patchline.director.rollout_gate``).
+    """
+
+    __tablename__ = "rollouts"
+    __table_args__ = (Index("ix_rollouts_release", "model", "build"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    model: Mapped[str] = mapped_column(String(64))
+    build: Mapped[str] = mapped_column(String(64))
+    target_path: Mapped[str] = mapped_column(String(256))
+    selection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    phases: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    brakes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[int] = mapped_column(Integer, default=0)
+    phase_started_at: Mapped[datetime] = mapped_column(Stamp)
+    created_at: Mapped[datetime] = mapped_column(Stamp)
+    created_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(Stamp)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RolloutEvent(Base):
+    """One change of a rollout's state or phase: when, by whom, why, on what figures."""
+
+    __tablename__ = "rollout_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id"), index=True)
+    at: Mapped[datetime] = mapped_column(Stamp)
+    actor: Mapped[str] = mapped_column(String(128))
+    from_state: Mapped[str | None] = mapped_column(String(16), default=None)
+    to_state: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

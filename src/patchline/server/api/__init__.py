@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from patchline.server.api import audit, devices, releases, rules, tokens
+from patchline.server.api import audit, devices, releases, rollouts, rules, tokens
 
 #: Every router of the management API, in the order the app includes them.
 ROUTERS: tuple[APIRouter, ...] = (
     releases.router,
     devices.router,
     rules.router,
+    rollouts.router,
     audit.router,
     tokens.router,
 )
