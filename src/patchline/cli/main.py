@@ -23,6 +23,7 @@ from patchline.cli.models import model
 from patchline.cli.output import make_console
 from patchline.cli.releases import release
 from patchline.cli.repo import init, repo
+from patchline.cli.rollouts import rollout
 from patchline.cli.serve import director, serve, token
 from patchline.cli.simulate import simulate
 from patchline.errors import PatchlineError
@@ -62,6 +63,7 @@ for command in (
     bundle,
     continuity,
     simulate,
+    rollout,
 ):
     cli.add_command(command)
 
