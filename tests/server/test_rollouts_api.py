@@ -60,9 +60,7 @@ def body(**changes: Any) -> dict[str, Any]:
     }
 
 
-def test_roles_and_bad_input(
-    released: RunningServer, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_roles_and_bad_input(released: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
     server = released
     viewer = server.client(make_token(server.home, server.database_url, "v", "viewer", capsys))
     manager = server.client(
@@ -131,16 +129,15 @@ def test_a_device_is_told_whether_the_rollout_reached_it_and_rules_still_bound_i
         )
     # A device outside the selection is not offered it either.
     other = decision(server, other_id, other_credential, "1.0")
-    assert other.target is not None and other.target.path.startswith("alpha/1.1/")
+    assert other.target is not None
+    assert other.target.path.startswith("alpha/1.1/")
     assert any(r.startswith("not selected by rollout R-1") for r in other.reasons)
 
     capsys.readouterr()
     assert cli_env("rollout", "advance", "R-1", "--reason", "looks fine", "--json") == 0
     advanced = json.loads(capsys.readouterr().out)
     assert advanced["where"] == "phase 2 of 2, 100 %"
-    assert eventually(lambda: offered()[0], "1.2") == (
-        "1.2"
-    )
+    assert eventually(lambda: offered()[0], "1.2") == ("1.2")
     assert "in rollout R-1 of alpha 1.2, phase 2 of 2, 100 %" in offered()[1]
 
     # A rule that blocks functional updates bounds the rollout: it offers 1.1 again.
@@ -151,9 +148,7 @@ def test_a_device_is_told_whether_the_rollout_reached_it_and_rules_still_bound_i
         "update_classes": ["functional"],
     }
     assert api.post("/api/policies", json=block).status_code == 201
-    assert eventually(lambda: offered()[0], "1.1") == (
-        "1.1"
-    )
+    assert eventually(lambda: offered()[0], "1.1") == ("1.1")
 
     capsys.readouterr()
     assert cli_env("rollout", "pause", "R-1", "--reason", "hold") == 0

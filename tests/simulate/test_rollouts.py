@@ -47,7 +47,8 @@ def run(
     )
     try:
         created = world.api("POST", "/api/rollouts", body)
-        assert created["id"] == "R-1" and created["state"] == "active"
+        assert created["id"] == "R-1"
+        assert created["state"] == "active"
         simulation = Simulation(world, options, lambda _line: None)
         simulation.run()
         shown = world.api("GET", "/api/rollouts/R-1")
@@ -116,7 +117,8 @@ def test_a_good_build_reaches_every_device_phase_by_phase(
         phase = sum(1 for s in starts if s <= at) - 1
         assert device_id in set(cohorts[phase]), (device_id, at, phase)
     early = {i for i, at in took.items() if at < starts[1]}
-    assert early and early <= first
+    assert early
+    assert early <= first
     assert len(took) >= 0.95 * len(aurora)
 
 
