@@ -127,6 +127,12 @@ def test_a_device_is_told_whether_the_rollout_reached_it_and_rules_still_bound_i
         assert "not yet reached by rollout R-1 of alpha 1.2: phase 1 of 2 covers 0.01 %" in (
             reasons
         )
+    explained = api.get(f"/api/devices/{device_id}/explain").json()
+    assert explained["rollouts"] == [
+        "in rollout R-1 of alpha 1.2, phase 1 of 2, 0.01 %"
+        if reached
+        else "not yet reached by rollout R-1 of alpha 1.2: phase 1 of 2 covers 0.01 %"
+    ]
     # A device outside the selection is not offered it either.
     other = decision(server, other_id, other_credential, "1.0")
     assert other.target is not None
