@@ -16,12 +16,12 @@ reloads its rollouts.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from patchline.audit import AuditRecord, append
@@ -340,17 +340,26 @@ def cohort_ids(session: Session, row: Rollout, phase: int | None = None) -> list
 def cohort_figures(session: Session, row: Rollout, now: datetime) -> Figures:
     """Count the install states, for the rollout's release, of the devices the current
     phase covers that were offered it."""
-    brakes = brakes_of(row)
-    share = int(row.phases[row.phase]["share"])
     query = select(Device.id, Device.install_state, Device.last_seen_at).where(
         Device.model == row.model, Device.assigned_build == row.build
     )
-    offered = installs = healthy = failed = rolled_back = silent = 0
+    return _count(row, session.execute(query).tuples(), now)
+
+
+_Offered = tuple[str, str | None, datetime | None]
+
+
+def _count(row: Rollout, offered: Iterable[_Offered], now: datetime) -> Figures:
+    """The figures of ``row`` from its release's offered devices (id, install state, last
+    seen)."""
+    brakes = brakes_of(row)
+    share = int(row.phases[row.phase]["share"])
+    count = installs = healthy = failed = rolled_back = silent = 0
     quiet_since = now - timedelta(seconds=brakes.silence_seconds)
-    for device_id, state, last_seen in session.execute(query):
+    for device_id, state, last_seen in offered:
         if bucket(row.id, device_id) >= share:
             continue
-        offered += 1
+        count += 1
         if state not in _RESULTS:
             continue
         installs += 1
@@ -360,11 +369,50 @@ def cohort_figures(session: Session, row: Rollout, now: datetime) -> Figures:
             failed += 1
         elif state == _ROLLED_BACK:
             rolled_back += 1
-        if state in (_INSTALLED, _HEALTHY) and (
-            last_seen is None or aware(last_seen) < quiet_since
-        ):
+        quiet = last_seen is None or aware(last_seen) < quiet_since
+        if state in (_INSTALLED, _HEALTHY) and quiet:
             silent += 1
-    return Figures(offered, installs, healthy, failed, rolled_back, silent)
+    return Figures(count, installs, healthy, failed, rolled_back, silent)
+
+
+def _next_step(row: Rollout, figures: Figures, now: datetime) -> tuple[str, str] | None:
+    """What an active rollout's figures call for: (new state, reason), or None."""
+    crossed = brake_crossed(figures, brakes_of(row))
+    if crossed is not None:
+        return HALTED, crossed
+    phase = phases_of(row)[row.phase]
+    soaked = now - aware(row.phase_started_at) >= timedelta(seconds=phase.soak_seconds)
+    if not soaked or figures.healthy < phase.min_healthy:
+        return None
+    reason = (
+        f"phase {row.phase + 1} soaked {phase.soak_seconds} s with {figures.healthy} devices "
+        f"healthy and no brake crossed"
+    )
+    return (ACTIVE if row.phase + 1 < len(row.phases) else COMPLETED), reason
+
+
+def due(session: Session, now: datetime) -> list[str]:
+    """The active rollouts whose figures now call for a change (a brake crossed, a phase
+    soaked), read in one pass without locks; ``evaluate`` looks again under the lock."""
+    rows = list(session.scalars(select(Rollout).where(Rollout.state == ACTIVE)))
+    if not rows:
+        return []
+    wanted = {(r.model, r.build) for r in rows}
+    query = select(
+        Device.id, Device.model, Device.assigned_build, Device.install_state, Device.last_seen_at
+    ).where(
+        Device.model.in_(sorted({m for m, _ in wanted})),
+        Device.assigned_build.in_(sorted({b for _, b in wanted})),
+    )
+    offered: dict[tuple[str, str], list[_Offered]] = {key: [] for key in wanted}
+    for device_id, model, build, state, last_seen in session.execute(query):
+        if (model, build) in offered:
+            offered[(model, build)].append((device_id, state, last_seen))
+    return [
+        r.id
+        for r in rows
+        if _next_step(r, _count(r, offered[(r.model, r.build)], now), now) is not None
+    ]
 
 
 def evaluate(session: Session, rollout_id: str, now: datetime) -> str | None:
@@ -377,34 +425,11 @@ def evaluate(session: Session, rollout_id: str, now: datetime) -> str | None:
     if row.state != ACTIVE:
         return None
     figures = cohort_figures(session, row, now)
-    crossed = brake_crossed(figures, brakes_of(row))
-    if crossed is not None:
-        transition(session, row, HALTED, BRAKES_ACTOR, crossed, figures.to_json(), now)
-        return HALTED
-    phase = phases_of(row)[row.phase]
-    soaked = now - aware(row.phase_started_at) >= timedelta(seconds=phase.soak_seconds)
-    if not soaked or figures.healthy < phase.min_healthy:
+    step = _next_step(row, figures, now)
+    if step is None:
         return None
-    reason = (
-        f"phase {row.phase + 1} soaked {phase.soak_seconds} s with {figures.healthy} devices "
-        f"healthy and no brake crossed"
-    )
-    if row.phase + 1 < len(row.phases):
-        transition(
-            session, row, ACTIVE, SCHEDULE_ACTOR, reason, figures.to_json(), now,
-            phase=row.phase + 1,
-        )  # fmt: skip
-        return ACTIVE
-    transition(session, row, COMPLETED, SCHEDULE_ACTOR, reason, figures.to_json(), now)
-    return COMPLETED
-
-
-def active_ids(session: Session) -> Sequence[str]:
-    """The ids of the active rollouts (one small read)."""
-    return list(session.scalars(select(Rollout.id).where(Rollout.state == ACTIVE)))
-
-
-def open_count(session: Session) -> int:
-    """How many rollouts are not finished (for metrics)."""
-    query = select(func.count()).select_from(Rollout)
-    return int(session.scalar(query.where(Rollout.state.in_((ACTIVE, PAUSED, HALTED)))) or 0)
+    state, reason = step
+    actor = BRAKES_ACTOR if state == HALTED else SCHEDULE_ACTOR
+    phase = row.phase + 1 if state == ACTIVE else None
+    transition(session, row, state, actor, reason, figures.to_json(), now, phase=phase)
+    return state

@@ -13,7 +13,7 @@ from patchline.director.answers import Director
 from patchline.director.catalog import load_catalog
 from patchline.director.releases_sync import catalog_version, sync_releases
 from patchline.fleet.decommission import decommissioned_ids
-from patchline.fleet.rollouts import active_ids, evaluate
+from patchline.fleet.rollouts import due, evaluate
 from patchline.repository.layout import RepositoryLayout
 from patchline.repository.state import load_state
 from patchline.server.config import ServerTuning
@@ -70,12 +70,13 @@ class Runtime:
         return True
 
     def evaluate_rollouts(self) -> list[tuple[str, str]]:
-        """Apply the brakes and the phase schedule of every active rollout, each in its
-        own transaction with the rollout's row locked (so a change is taken once, whichever
-        process sees it first); the (rollout, new state) pairs this process changed."""
+        """Apply the brakes and the phase schedule of the active rollouts: one read of
+        all their figures, then each rollout that calls for a change in its own
+        transaction with its row locked (so a change is taken once, whichever process
+        sees it first); the (rollout, new state) pairs this process changed."""
         now = self.clock.now()
         with self.db.transaction() as session:
-            ids = active_ids(session)
+            ids = due(session, now)
         changed = []
         for rollout_id in ids:
             with self.db.transaction() as session:

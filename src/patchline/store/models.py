@@ -34,6 +34,7 @@ class Device(Base):
         UniqueConstraint("model", "serial", name="uq_devices_model_serial"),
         Index("ix_devices_model_region", "model", "region"),
         Index("ix_devices_build", "model", "build"),
+        Index("ix_devices_assigned_build", "model", "assigned_build"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

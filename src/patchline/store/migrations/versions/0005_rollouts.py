@@ -54,9 +54,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_rollout_events_rollout_id", "rollout_events", ["rollout_id"])
+    op.create_index("ix_devices_assigned_build", "devices", ["model", "assigned_build"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_devices_assigned_build", table_name="devices")
     op.drop_index("ix_rollout_events_rollout_id", table_name="rollout_events")
     op.drop_table("rollout_events")
     op.drop_index("ix_rollouts_release", table_name="rollouts")
