@@ -73,8 +73,8 @@ class Phase:
 @dataclass(frozen=True)
 class Brakes:
     """Thresholds that halt a rollout: shares of the cohort's installs that failed, rolled
-    back, or went silent (installed, then not heard from for ``silence_seconds``), looked
-    at once ``min_installs`` devices of the cohort installed."""
+    back, or went silent (installed, then neither reported a boot nor checked in for
+    ``silence_seconds``), looked at once ``min_installs`` devices of the cohort installed."""
 
     max_failure_rate: float = 0.05
     max_rollback_rate: float = 0.05
@@ -369,8 +369,7 @@ def _count(row: Rollout, offered: Iterable[_Offered], now: datetime) -> Figures:
             failed += 1
         elif state == _ROLLED_BACK:
             rolled_back += 1
-        quiet = last_seen is None or aware(last_seen) < quiet_since
-        if state in (_INSTALLED, _HEALTHY) and quiet:
+        if state == _INSTALLED and (last_seen is None or aware(last_seen) < quiet_since):
             silent += 1
     return Figures(count, installs, healthy, failed, rolled_back, silent)
 
