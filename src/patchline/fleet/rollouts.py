@@ -121,6 +121,8 @@ class Figures:
     failed: int
     rolled_back: int
     silent: int
+    #: Installed, not yet booted, and heard from within the silence window: unsettled.
+    pending: int = 0
 
     def rate(self, count: int) -> float:
         """``count`` as a share of the installs (0 before any)."""
@@ -354,7 +356,7 @@ def _count(row: Rollout, offered: Iterable[_Offered], now: datetime) -> Figures:
     seen)."""
     brakes = brakes_of(row)
     share = int(row.phases[row.phase]["share"])
-    count = installs = healthy = failed = rolled_back = silent = 0
+    count = installs = healthy = failed = rolled_back = silent = pending = 0
     quiet_since = now - timedelta(seconds=brakes.silence_seconds)
     for device_id, state, last_seen in offered:
         if bucket(row.id, device_id) >= share:
@@ -369,9 +371,11 @@ def _count(row: Rollout, offered: Iterable[_Offered], now: datetime) -> Figures:
             failed += 1
         elif state == _ROLLED_BACK:
             rolled_back += 1
-        if state == _INSTALLED and (last_seen is None or aware(last_seen) < quiet_since):
-            silent += 1
-    return Figures(count, installs, healthy, failed, rolled_back, silent)
+        elif last_seen is None or aware(last_seen) < quiet_since:
+            silent += 1  # installed, and not heard from since
+        else:
+            pending += 1
+    return Figures(count, installs, healthy, failed, rolled_back, silent, pending)
 
 
 def _next_step(row: Rollout, figures: Figures, now: datetime) -> tuple[str, str] | None:
@@ -381,7 +385,7 @@ def _next_step(row: Rollout, figures: Figures, now: datetime) -> tuple[str, str]
         return HALTED, crossed
     phase = phases_of(row)[row.phase]
     soaked = now - aware(row.phase_started_at) >= timedelta(seconds=phase.soak_seconds)
-    if not soaked or figures.healthy < phase.min_healthy:
+    if not soaked or figures.healthy < phase.min_healthy or figures.pending:
         return None
     reason = (
         f"phase {row.phase + 1} soaked {phase.soak_seconds} s with {figures.healthy} devices "
