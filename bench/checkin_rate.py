@@ -15,8 +15,14 @@ In one run, on 127.0.0.1, with wrk (1 thread, 64 connections):
 Debian packages: nginx, wrk. PostgreSQL from PATCHLINE_BENCH_DATABASE_URL (or
 PATCHLINE_TEST_DATABASE_URL): a throwaway database is created and dropped.
 
+With ``--rollouts N --rules M`` the real check-in is measured a second time, in the same
+run, after adding M delivery rules (for other models, plus one for the devices' model)
+and N active staged rollouts (N - 1 of other models' releases, and one of the build the
+devices are offered, at 50 %, so every check-in hashes its device into the rollout).
+
 Usage: python bench/checkin_rate.py [--devices 100000] [--duration 10]
-           [--databases sqlite,postgresql] [--servers uvicorn,granian] [--smoke] [--json]
+           [--databases sqlite,postgresql] [--servers uvicorn,granian]
+           [--rollouts 100 --rules 1000] [--smoke] [--json]
 """
 
 from __future__ import annotations
@@ -48,7 +54,9 @@ from sqlalchemy.engine import make_url
 from patchline.clock import SystemClock
 from patchline.director.identity import create_director
 from patchline.director.releases_sync import bump_catalog
+from patchline.director.rollout_gate import BUCKETS
 from patchline.fleet.credentials import hash_secret
+from patchline.fleet.rollouts import Phase, RolloutSpec, create_rollout
 from patchline.repository import (
     ReleaseRequest,
     RepositoryConfig,
@@ -60,7 +68,7 @@ from patchline.repository.passphrases import PassphraseSource
 from patchline.settings import Settings
 from patchline.store.db import Database, default_url
 from patchline.store.migrate import upgrade
-from patchline.store.models import Device, Policy
+from patchline.store.models import Device, Policy, Release
 from patchline.wire.device_api import CheckIn, Network, Slot, SlotState
 from patchline.wire.release import UpdateClass
 
@@ -352,8 +360,55 @@ def postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
-def run(devices: int, duration: float, databases: list[str], servers: list[str]) -> dict[str, Any]:
-    results: dict[str, Any] = {"devices": devices, "duration_s": duration, "runs": []}
+def add_rollouts_and_rules(url: str, rollouts: int, rules: int) -> None:
+    """Add ``rules`` allow rules, each for a model of its own (one for "alpha"), and
+    ``rollouts`` active rollouts: one of alpha 1.1 in a 50 % phase, the rest of a release
+    each of other models."""
+    db = Database.connect(url)
+    now = datetime.now(UTC)
+    with db.transaction() as session:
+        for i in range(rules):
+            model = "alpha" if i == 0 else f"other{i}"
+            body = {"id": f"bench-{i}", "effect": "allow", "priority": 2, "models": [model]}
+            session.add(
+                Policy(id=f"bench-{i}", title="", body=body, created_at=now, created_by="b")
+            )
+        for i in range(1, rollouts):
+            session.add(
+                Release(
+                    target_path=f"other{i}/2.0/other{i}-2.0.img",
+                    kind="full",
+                    model=f"other{i}",
+                    build="2.0",
+                    length=1024,
+                    sha256="0" * 64,
+                    published_at=now,
+                    allowed_networks=["wifi"],
+                )
+            )
+        session.flush()
+        phases = (Phase(BUCKETS // 2, 86_400), Phase(BUCKETS, 86_400))
+        for i in range(rollouts):
+            model, build = ("alpha", "1.1") if i == 0 else (f"other{i}", "2.0")
+            create_rollout(session, RolloutSpec(model, build, phases), "bench", now)
+    db.dispose()
+
+
+def run(
+    devices: int,
+    duration: float,
+    databases: list[str],
+    servers: list[str],
+    rollouts: int = 0,
+    rules: int = 0,
+) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "devices": devices,
+        "duration_s": duration,
+        "rollouts": rollouts,
+        "rules": rules,
+        "runs": [],
+    }
     for database in databases:
         with tempfile.TemporaryDirectory(prefix="patchline-checkin-") as tmp:
             work = Path(tmp)
@@ -395,6 +450,21 @@ def run(devices: int, duration: float, databases: list[str], servers: list[str])
                             "writer_failures": real["health"]["writer"]["failures"],
                         }
                     )
+                if rollouts or rules:
+                    add_rollouts_and_rules(prepared.database_url, rollouts, rules)
+                    for server in servers:
+                        if server == "granian" and not (BIN / "granian").exists():
+                            continue
+                        real = real_rates(server, prepared, duration, warm_seconds)
+                        for entry in results["runs"]:
+                            if (entry["database"], entry["server"]) == (database, server):
+                                entry["with_rollouts_cold_rps"] = real["warm"].rps
+                                entry["with_rollouts_rps"] = real["max"].rps
+                                entry["with_rollouts_p99_ms_at_max"] = real["max"].p99_ms
+                                entry["with_rollouts_non_2xx"] = (
+                                    real["warm"].non_2xx + real["max"].non_2xx
+                                )
+                                entry["with_rollouts_answer"] = real["answer"].decode()
             finally:
                 if pg:
                     pg.__exit__(None, None, None)
@@ -407,12 +477,21 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--servers", default="uvicorn,granian")
+    parser.add_argument("--rollouts", type=int, default=0, help="Measure again with N rollouts.")
+    parser.add_argument("--rules", type=int, default=0, help="... and M delivery rules.")
     parser.add_argument("--smoke", action="store_true", help="1,000 devices, 1 s runs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.smoke:
         args.devices, args.duration = 1000, 1
-    results = run(args.devices, args.duration, args.databases.split(","), args.servers.split(","))
+    results = run(
+        args.devices,
+        args.duration,
+        args.databases.split(","),
+        args.servers.split(","),
+        args.rollouts,
+        args.rules,
+    )
     if args.json:
         print(json.dumps(results, indent=1))
         return
@@ -431,6 +510,15 @@ def main() -> None:
             f"(p50 {r['paced_p50_ms']:.1f}); "
             f"non-2xx {r['non_2xx']}"
         )
+        if "with_rollouts_rps" in r:
+            print(
+                f"{'':19} with {results['rollouts']} rollouts and {results['rules']} rules: "
+                f"check-in {r['with_rollouts_rps']:8,.0f}/s "
+                f"({r['with_rollouts_rps'] / r['checkin_rps']:.2f} x without), "
+                f"p99 {r['with_rollouts_p99_ms_at_max']:.1f} ms at max; "
+                f"cold {r['with_rollouts_cold_rps']:,.0f}/s; "
+                f"non-2xx {r['with_rollouts_non_2xx']}"
+            )
 
 
 if __name__ == "__main__":

@@ -347,3 +347,11 @@ class SelfApprovalError(ApprovalError):
 
 class ProposalClosedError(ApprovalError):
     """The proposal was already approved or rejected."""
+
+
+# --- staged rollouts -------------------------------------------------------------------
+
+
+class RolloutConflictError(UsageError):
+    """A rollout cannot make this change from its state (resume an aborted one, advance a
+    halted one), or the release already has an open rollout."""

@@ -13,6 +13,7 @@ from patchline.audit import AuditRecord, append
 from patchline.director import rules_service
 from patchline.director.publishing import delivery_rules, publish, under_rules
 from patchline.errors import UsageError
+from patchline.fleet import rollouts
 from patchline.policy.rules import Amendment, Rule
 from patchline.repository.releases import ReleaseRequest
 from patchline.wire.release import Eligibility, UpdateClass
@@ -127,11 +128,50 @@ def _check_publish(approved: Approved) -> dict[str, Any]:
     return {"reasons": list(signed.reasons)}
 
 
+def rollout_start_payload(spec: rollouts.RolloutSpec) -> dict[str, Any]:
+    """The proposal payload of a rollout to start."""
+    return {"spec": rollouts.spec_json(spec)}
+
+
+def rollout_widen_payload(rollout_id: str, reason: str) -> dict[str, Any]:
+    """The proposal payload of widening a rollout to its next phase."""
+    return {"rollout_id": rollout_id, "reason": reason}
+
+
+def _start_rollout(approved: Approved) -> dict[str, Any]:
+    spec = rollouts.spec_from_json(approved.payload["spec"])
+    row = rollouts.create_rollout(
+        approved.session, spec, approved.approved_by, approved.now, approval=approved.approval()
+    )
+    return {"rollout_id": row.id}
+
+
+def _check_rollout_start(approved: Approved) -> dict[str, Any]:
+    rollouts.check_startable(approved.session, rollouts.spec_from_json(approved.payload["spec"]))
+    return {}
+
+
+def _widen_rollout(approved: Approved) -> dict[str, Any]:
+    p = approved.payload
+    row = rollouts.act(
+        approved.session,
+        p["rollout_id"],
+        "advance",
+        approved.approved_by,
+        p["reason"],
+        approved.now,
+        approval=approved.approval(),
+    )
+    return {"rollout_id": row.id, "phase": row.phase + 1, "state": row.state}
+
+
 #: The applier of every action a proposal can carry (in the database's transaction).
 APPLIERS: dict[Action, Applier] = {
     Action.RULE_CREATE: _create_rule,
     Action.RULE_AMEND: _amend_rule,
     Action.RELEASE_PUBLISH_UNDER_RULES: _publish,
+    Action.ROLLOUT_START: _start_rollout,
+    Action.ROLLOUT_WIDEN: _widen_rollout,
 }
 
 #: What checks a proposal of each action before it is stored (in a savepoint that is
@@ -140,4 +180,6 @@ DRY_RUNS: dict[Action, Applier] = {
     Action.RULE_CREATE: _create_rule,
     Action.RULE_AMEND: _amend_rule,
     Action.RELEASE_PUBLISH_UNDER_RULES: _check_publish,
+    Action.ROLLOUT_START: _check_rollout_start,
+    Action.ROLLOUT_WIDEN: _widen_rollout,
 }

@@ -24,6 +24,7 @@ from patchline.cli.output import make_console
 from patchline.cli.proposals import proposal
 from patchline.cli.releases import release
 from patchline.cli.repo import init, repo
+from patchline.cli.rollouts import rollout
 from patchline.cli.serve import director, serve, token
 from patchline.cli.simulate import simulate
 from patchline.cli.webhooks import webhook
@@ -65,6 +66,7 @@ for command in (
     continuity,
     simulate,
     proposal,
+    rollout,
     webhook,
 ):
     cli.add_command(command)

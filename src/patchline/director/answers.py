@@ -73,6 +73,8 @@ class Director:
         self._decisions: BoundedCache[Any, tuple[Decision, str]] = BoundedCache(cohort_cache_size)
         self._cohorts: BoundedCache[Any, tuple[Decision, str]] = BoundedCache(cohort_cache_size)
         self._answers: BoundedCache[str, SignedAnswer] = BoundedCache(answer_cache_size)
+        #: A decision with rollout sentences added, by (its digest, the sentences).
+        self._gated: BoundedCache[Any, tuple[Decision, str]] = BoundedCache(cohort_cache_size)
         self.signatures = 0
 
     def use_catalog(self, catalog: Catalog) -> None:
@@ -80,6 +82,7 @@ class Director:
         self.catalog = catalog
         self._decisions.clear()
         self._cohorts.clear()
+        self._gated.clear()
 
     def decide(
         self,
@@ -95,6 +98,7 @@ class Director:
         network: str,
         now: datetime,
         failed_builds: Mapping[str, str] | None = None,
+        device_id: str | None = None,
     ) -> tuple[Decision, str]:
         """The decision for a device in this state today, and its digest.
 
@@ -110,6 +114,11 @@ class Director:
         cohort for a phone that passes every check; this device's phone state is then
         compared with the offer's needs; only a device that fails one gets the exact,
         separately cached decision. The result always equals ``decide()``'s.
+
+        With ``device_id``, staged rollouts apply: when the release chosen is under a
+        rollout that does not reach this device (``patchline.director.rollout_gate``),
+        the device gets the best allowed release not held back from it, or nothing, and
+        the reasons say which rollout held what back (or that the device is in it).
         """
         day = now.date()
         key = (
@@ -122,6 +131,7 @@ class Director:
             security_patch_level,
             day,
         )
+        patch_level = date.fromisoformat(security_patch_level)
 
         def facts(free: int, battery: int, link: str) -> DeviceFacts:
             return DeviceFacts(
@@ -131,63 +141,98 @@ class Director:
                 deployed_on=deployed_on,
                 build=build,
                 build_sha256=build_sha256,
-                security_patch_level=date.fromisoformat(security_patch_level),
+                security_patch_level=patch_level,
                 free_bytes=free,
                 battery_percent=battery,
                 network=link,
             )
 
-        cached = self._cohorts.get(key)
-        if cached is None:
-            cached = self._cached_decide(facts(_ANY_SPACE, 100, "wifi"), day)
-            self._cohorts.put(key, cached)
-        decision = cached[0]
-        offered = decision.release
-        if failed_builds and offered is not None and offered.build in failed_builds:
-            return self._without_failed(
-                facts(free_bytes, battery_percent, network), day, failed_builds
-            )
-        if decision.action is DecisionAction.NONE:
-            return cached
-        if (
-            decision.action is DecisionAction.INSTALL
-            and decision.release is not None
-            and decision.length is not None
-            and phone_ready(free_bytes, battery_percent, network, decision.release, decision.length)
-        ):
-            return cached
-        return self._cached_decide(facts(free_bytes, battery_percent, network), day)
+        def decided(held: frozenset[str]) -> tuple[Decision, str]:
+            cohort = (key, held)
+            cached = self._cohorts.get(cohort)
+            if cached is None:
+                cached = self._cached_decide(facts(_ANY_SPACE, 100, "wifi"), day, held)
+                self._cohorts.put(cohort, cached)
+            decision = cached[0]
+            offered = decision.release
+            if failed_builds and offered is not None and offered.build in failed_builds:
+                return self._without_failed(
+                    facts(free_bytes, battery_percent, network), day, failed_builds, held
+                )
+            if decision.action is DecisionAction.NONE:
+                return cached
+            if (
+                decision.action is DecisionAction.INSTALL
+                and decision.release is not None
+                and decision.length is not None
+                and phone_ready(
+                    free_bytes, battery_percent, network, decision.release, decision.length
+                )
+            ):
+                return cached
+            return self._cached_decide(facts(free_bytes, battery_percent, network), day, held)
 
-    def _cached_decide(self, facts: DeviceFacts, day: date) -> tuple[Decision, str]:
-        key = (self.catalog.version, cohort_key(facts, day))
+        result = decided(frozenset())
+        rollouts = self.catalog.rollouts
+        if device_id is None or not rollouts:
+            return result
+        held: set[str] = set()
+        notes: list[str] = []
+        while result[0].release is not None:
+            release = result[0].release
+            view = rollouts.get((model, release.build))
+            if view is None:
+                break
+            reached, sentence = view.verdict(device_id, region, build, patch_level, deployed_on)
+            notes.append(sentence)
+            if reached:
+                break
+            held.add(release.target_path)
+            result = decided(frozenset(held))
+        if not notes:
+            return result
+        noted = (result[1], tuple(notes))
+        gated = self._gated.get(noted)
+        if gated is None:
+            decision = dataclasses.replace(result[0], reasons=(*result[0].reasons, *notes))
+            gated = (decision, decision_digest(decision))
+            self._gated.put(noted, gated)
+        return gated
+
+    def _cached_decide(
+        self, facts: DeviceFacts, day: date, held: frozenset[str] = frozenset()
+    ) -> tuple[Decision, str]:
+        key = (self.catalog.version, cohort_key(facts, day), held)
         cached = self._decisions.get(key)
         if cached is not None:
             return cached
-        decision = decide(
-            facts,
-            self.catalog.releases_of(facts.model),
-            self.catalog.rules,
-            self.catalog.amendments,
-            day,
-        )
+        releases = self.catalog.releases_of(facts.model)
+        if held:
+            releases = tuple(r for r in releases if r.target_path not in held)
+        decision = decide(facts, releases, self.catalog.rules, self.catalog.amendments, day)
         result = (decision, decision_digest(decision))
         self._decisions.put(key, result)
         return result
 
     def _without_failed(
-        self, facts: DeviceFacts, day: date, failed: Mapping[str, str]
+        self,
+        facts: DeviceFacts,
+        day: date,
+        failed: Mapping[str, str],
+        held: frozenset[str] = frozenset(),
     ) -> tuple[Decision, str]:
-        """The decision with the builds that failed on the device left out, its reasons
-        naming each failed build newer than the running one."""
+        """The decision with the builds that failed on the device (and the releases
+        ``held`` back from it by rollouts) left out, its reasons naming each failed build
+        newer than the running one."""
         excluded = tuple(sorted(failed.items()))
-        key = (self.catalog.version, cohort_key(facts, day), excluded)
+        key = (self.catalog.version, cohort_key(facts, day), excluded, held)
         cached = self._decisions.get(key)
         if cached is not None:
             return cached
         releases = self.catalog.releases_of(facts.model)
         decision = decide(
             facts,
-            tuple(r for r in releases if r.build not in failed),
+            tuple(r for r in releases if r.build not in failed and r.target_path not in held),
             self.catalog.rules,
             self.catalog.amendments,
             day,

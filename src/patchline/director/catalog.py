@@ -14,9 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from patchline.director.releases_sync import catalog_version
+from patchline.director.rollout_gate import COMPLETED, RolloutView, Selection
 from patchline.policy.facts import DeltaFacts, ReleaseFacts
 from patchline.policy.rules import Amendment, Rule
-from patchline.store.models import Policy, PolicyAmendment, Release
+from patchline.store.models import Policy, PolicyAmendment, Release, Rollout
 from patchline.wire.release import Eligibility, UpdateClass
 
 
@@ -30,6 +31,8 @@ class Catalog:
     amendments: tuple[Amendment, ...] = ()
     #: When each rule was first written (rule id -> instant), for ``known_on``.
     rules_recorded: dict[str, datetime] = field(default_factory=dict)
+    #: The newest rollout not completed of each release, by (model, build).
+    rollouts: dict[tuple[str, str], RolloutView] = field(default_factory=dict)
 
     def releases_of(self, model: str) -> tuple[ReleaseFacts, ...]:
         """The full-image releases of one model (with their deltas)."""
@@ -93,7 +96,29 @@ def load_catalog(session: Session) -> Catalog:
         rules=rules,
         amendments=amendments,
         rules_recorded={p.id: aware(p.created_at) for p in policies},
+        rollouts=load_rollout_views(session),
     )
+
+
+def load_rollout_views(session: Session) -> dict[tuple[str, str], RolloutView]:
+    """The newest rollout of each release that is not completed (a completed one no
+    longer holds its release back)."""
+    views: dict[tuple[str, str], RolloutView] = {}
+    for row in session.scalars(select(Rollout).order_by(Rollout.seq)):
+        key = (row.model, row.build)
+        if row.state == COMPLETED:
+            views.pop(key, None)
+            continue
+        views[key] = RolloutView(
+            id=row.id,
+            model=row.model,
+            build=row.build,
+            state=row.state,
+            phase=row.phase,
+            shares=tuple(int(p["share"]) for p in row.phases),
+            selection=Selection.from_json(row.selection or {}),
+        )
+    return views
 
 
 def amendment_of(row: PolicyAmendment) -> Amendment:

@@ -108,4 +108,9 @@ def explain_device(
     ]
     result["phone_state"] = "last check-in" if seen else "unknown (assumed ready)"
     result["as_of_last_check_in"] = row.last_seen_at
+    result["rollouts"] = [
+        view.verdict(row.id, row.region, row.build, row.security_patch_level, row.deployed_on)[1]
+        for (model, _build), view in sorted(catalog.rollouts.items())
+        if model == row.model
+    ]
     return result

@@ -168,6 +168,7 @@ class DeviceApi:
             network=checkin.network.value,
             now=now,
             failed_builds=entry.failed_builds,
+            device_id=entry.device_id,
         )
         answer = rt.director.answer(entry.device_id, decision, digest, now)
         rt.metrics.checkin_counter(decision.action.value).inc()

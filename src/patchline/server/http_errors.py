@@ -15,6 +15,7 @@ _STATUS: list[tuple[type[errors.PatchlineError], int]] = [
     (RuleExistsError, 409),
     (errors.SelfApprovalError, 403),
     (errors.ProposalClosedError, 409),
+    (errors.RolloutConflictError, 409),
     (errors.RepositoryBusyError, 503),
     (errors.PassphraseError, 503),
     (errors.SigningError, 503),

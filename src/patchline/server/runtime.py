@@ -16,6 +16,7 @@ from patchline.director.answers import Director
 from patchline.director.catalog import aware, load_catalog
 from patchline.director.releases_sync import catalog_version, sync_releases
 from patchline.fleet.decommission import decommissioned_ids
+from patchline.fleet.rollouts import due, evaluate
 from patchline.repository.layout import RepositoryLayout
 from patchline.repository.state import load_state
 from patchline.server.config import ServerTuning
@@ -111,6 +112,23 @@ class Runtime:
         self._beliefs_handled = {k: v for k, v in self._beliefs_handled.items() if v >= oldest}
         return forgotten
 
+    def evaluate_rollouts(self) -> list[tuple[str, str]]:
+        """Apply the brakes and the phase schedule of the active rollouts: one read of
+        all their figures, then each rollout that calls for a change in its own
+        transaction with its row locked (so a change is taken once, whichever process
+        sees it first); the (rollout, new state) pairs this process changed."""
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            ids = due(session, now)
+        changed = []
+        for rollout_id in ids:
+            with self.db.transaction() as session:
+                state = evaluate(session, rollout_id, now)
+            if state is not None:
+                log.info("rollout %s is now %s", rollout_id, state)
+                changed.append((rollout_id, state))
+        return changed
+
     async def record(self, records: list[AuditRecord]) -> None:
         """Append management audit records; returns once they are durable."""
         loop = asyncio.get_running_loop()
@@ -149,6 +167,7 @@ class Runtime:
             try:
                 if ticks % 5 == 0:
                     await loop.run_in_executor(None, self.sync_releases)
+                await loop.run_in_executor(None, self.evaluate_rollouts)
                 await loop.run_in_executor(None, self.reload_catalog_if_changed)
                 await loop.run_in_executor(None, self.forget_changed_devices)
             except Exception as exc:  # keep serving with the catalog we have

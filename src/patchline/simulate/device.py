@@ -104,6 +104,8 @@ class SimDevice:
     #: The install state the server should now show ("none" before any offer).
     expected_state: str = "none"
     rolled_back: bool = False
+    #: When it first installed each build (simulated time), by build.
+    installed_at: dict[str, datetime] = field(default_factory=dict)
 
     def enroll_request(self, serial: str) -> EnrollRequest:
         """What the device says about itself when it enrolls."""
@@ -166,6 +168,7 @@ class SimDevice:
             ],
         )
         tally.installs += 1
+        self.installed_at.setdefault(build.build, now)
         self.expected_state = ReportStatus.INSTALLED.value
         self.phase = Phase.REBOOTING
         self.next_turn = now  # the reboot is the next step

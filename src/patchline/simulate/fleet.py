@@ -76,8 +76,8 @@ class Simulation:
         async with contextlib.AsyncExitStack() as stack:
             tls = ssl.create_default_context()  # built once: it costs ~50 ms
             self.lanes = [
-                await stack.enter_async_context(_lane(self.world.server_url, tls))
-                for _ in range(opts.concurrency)
+                await stack.enter_async_context(_lane(self.world.lane_url(index), tls))
+                for index in range(opts.concurrency)
             ]
             services = Services(
                 catalog=catalog,

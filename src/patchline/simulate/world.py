@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -64,6 +64,14 @@ class SimWorld:
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
     _client: httpx.Client | None = None
+    #: Further servers on the same database and clock file; device calls are spread over
+    #: ``server_url`` and these, lane by lane (as a load balancer would).
+    also: list[str] = field(default_factory=list)
+
+    def lane_url(self, lane: int) -> str:
+        """The server the ``lane``-th connection talks to."""
+        urls = [self.server_url, *self.also]
+        return urls[lane % len(urls)]
 
     @classmethod
     def create(

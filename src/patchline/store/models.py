@@ -35,6 +35,7 @@ class Device(Base):
         Index("ix_devices_model_region", "model", "region"),
         Index("ix_devices_build", "model", "build"),
         Index("ix_devices_beliefs_changed_at", "beliefs_changed_at"),
+        Index("ix_devices_assigned_build", "model", "assigned_build"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -274,3 +275,49 @@ class WebhookMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(Stamp)
     last_error: Mapped[str] = mapped_column(Text, default="")
     delivered_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+
+
+class Rollout(Base):
+    """A staged rollout of one release to a selection of devices, in phases, with brakes.
+
+    ``phases`` is a list of ``{"share": basis points, "soak_seconds": N, "min_healthy": N}``;
+    ``brakes`` holds the thresholds (``patchline.fleet.rollouts.Brakes``); ``figures`` the
+    last evaluation's counts. Which devices a phase reaches is computed, never stored
+    (``patchline.director.rollout_gate``).
+    """
+
+    __tablename__ = "rollouts"
+    __table_args__ = (Index("ix_rollouts_release", "model", "build"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    model: Mapped[str] = mapped_column(String(64))
+    build: Mapped[str] = mapped_column(String(64))
+    target_path: Mapped[str] = mapped_column(String(256))
+    selection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    phases: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    brakes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[int] = mapped_column(Integer, default=0)
+    phase_started_at: Mapped[datetime] = mapped_column(Stamp)
+    created_at: Mapped[datetime] = mapped_column(Stamp)
+    created_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(Stamp)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RolloutEvent(Base):
+    """One change of a rollout's state or phase: when, by whom, why, on what figures."""
+
+    __tablename__ = "rollout_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id"), index=True)
+    at: Mapped[datetime] = mapped_column(Stamp)
+    actor: Mapped[str] = mapped_column(String(128))
+    from_state: Mapped[str | None] = mapped_column(String(16), default=None)
+    to_state: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -18,6 +18,7 @@ EVENT_TYPES: dict[str, str] = {
     "rollout.paused": "a staged rollout was paused",
     "rollout.resumed": "a staged rollout was resumed",
     "rollout.aborted": "a staged rollout was aborted",
+    "rollout.completed": "a staged rollout reached every phase's devices",
 }
 
 #: The install report statuses that are events, and their event names.

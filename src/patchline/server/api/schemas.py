@@ -142,6 +142,11 @@ class Explanation(BaseModel):
     )
     phone_state: str = Field(description="Where battery, network and room were read from.")
     as_of_last_check_in: Instant | None
+    rollouts: list[str] = Field(
+        default_factory=list,
+        description="What each open rollout of the device's model says of it now (in it, "
+        "not yet reached, not selected, halted); the decision at check-in applies them.",
+    )
 
 
 class AmendmentOut(BaseModel):
