@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo story test lint typecheck unit bench clean
+.PHONY: demo story test test-long lint typecheck unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The default suite (under ten minutes on two cores); the long form adds the replays,
+# the simulated fleets and the tests that start several server processes.
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not long"
+
+test-long: $(STAMP)
+	$(BIN)/pytest -m long
 
 test: lint typecheck unit
 

@@ -68,6 +68,7 @@ def _apply_peak_mib(tmp_path: Path, size: int) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_apply_peak_memory_does_not_grow_with_image_size(tmp_path: Path) -> None:
     small = _apply_peak_mib(tmp_path, 64 * MiB)

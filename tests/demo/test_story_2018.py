@@ -23,6 +23,8 @@ from patchline.repository.passphrases import PassphraseSource
 from patchline.settings import Settings
 from tests.server.conftest import free_port
 
+pytestmark = pytest.mark.long  # minutes: `make test-long`
+
 SHAPE = FleetShape(size=1000)
 CARDS = CardPlan()
 

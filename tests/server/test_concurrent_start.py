@@ -21,6 +21,8 @@ from patchline.store.models import AuditEntry, Release
 from tests.conftest import POSTGRES_URL_VAR, publish
 from tests.server.conftest import start_server, stop_server
 
+pytestmark = pytest.mark.long  # minutes: `make test-long`
+
 TRIES = 5
 PROCESSES = 2
 

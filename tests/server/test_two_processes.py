@@ -32,6 +32,8 @@ from patchline.wire.device_api import (
 from tests.conftest import image_bytes, publish
 from tests.server.conftest import ENROLLMENT_TOKEN, make_token, start_server, stop_server
 
+pytestmark = pytest.mark.long  # minutes: `make test-long`
+
 DEVICES = 400
 REQUESTS = 10_000
 CONCURRENCY = 200

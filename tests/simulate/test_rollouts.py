@@ -10,10 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from patchline.settings import Settings
 from patchline.simulate import BuildFailure, FailureModel, Offline, Simulation, SimulationOptions
 from patchline.simulate.device import SimDevice
 from patchline.simulate.world import SimWorld
+
+pytestmark = pytest.mark.long  # minutes: `make test-long`
 
 DEVICES = 1000
 

@@ -19,6 +19,8 @@ from patchline.store.models import AuditEntry
 from tests.server.conftest import start_server, stop_server
 from tests.simulate.test_rollouts import failures, installed, rollout_body
 
+pytestmark = pytest.mark.long  # minutes: `make test-long`
+
 
 @pytest.fixture
 def url(postgres_server_url: str) -> str:

@@ -85,6 +85,7 @@ def test_a_small_fleet_leaves_the_server_seeing_what_the_simulator_did(
     assert {i: r["build"] for i, r in server.items()} == last_said
 
 
+@pytest.mark.long
 def test_the_failure_shares_land_within_binomial_tolerance(tmp_path: Path) -> None:
     options = SimulationOptions(devices=600, days=2, seed=3, concurrency=32, failures=FAILURES)
     world = SimWorld.create(tmp_path / "sim", options.start_instant, Settings(kdf_log2n=10))
@@ -113,6 +114,7 @@ def test_the_failure_shares_land_within_binomial_tolerance(tmp_path: Path) -> No
     assert installs == healthy + failures + silent
 
 
+@pytest.mark.long
 def test_two_thousand_devices_run_a_day_in_bounded_time(tmp_path: Path) -> None:
     options = SimulationOptions(devices=2000, days=1, seed=1, concurrency=64)
     world = SimWorld.create(tmp_path / "sim", options.start_instant, Settings(kdf_log2n=10))
@@ -150,6 +152,10 @@ def test_the_command_runs_a_seeded_fleet_the_same_way_twice(
         assert report.pop("check_ins_per_second") > 0
         for day in report["days"]:
             assert day.pop("seconds") > 0
+            # How often the server answers "install" depends on when its batch writer
+            # commits a report against the device's next check-in: the server's timing,
+            # not the seed. What the devices do is the seed's.
+            assert day.pop("offers") >= day["installs"]
     assert runs[0] == runs[1]
     assert runs[0]["failures"]["build"][0]["boot_failure"] == 0.3
     assert runs[0]["install_states"]["mismatches"] == 0
