@@ -93,11 +93,10 @@ async def publish_release(
     )
     spl = parse_date("security_patch_level", security_patch_level)
     name = Path(image.filename or "image.img").name
-    action = Action.RELEASE_PUBLISH_UNDER_RULES
-    if under_rules and held_for_second_person(rt, action):
-        staged = await in_thread(lambda: _stage(rt.settings.home, name, image))
-        request = ReleaseRequest(
-            image=staged,
+
+    def request_for(path: Path) -> ReleaseRequest:
+        return ReleaseRequest(
+            image=path,
             model=model,
             build=build,
             security_patch_level=spl,
@@ -105,6 +104,11 @@ async def publish_release(
             eligibility=eligibility,
             notes=notes,
         )
+
+    action = Action.RELEASE_PUBLISH_UNDER_RULES
+    if under_rules and held_for_second_person(rt, action):
+        staged = await in_thread(lambda: _stage(rt.settings.home, name, image))
+        request = request_for(staged)
         payload = publish_payload(request, caller[0])
         try:
             held = await hold_if_required(
@@ -125,15 +129,7 @@ async def publish_release(
             path = Path(tmp) / name
             with path.open("wb") as out:
                 shutil.copyfileobj(image.file, out, 1 << 20)
-            request = ReleaseRequest(
-                image=path,
-                model=model,
-                build=build,
-                security_patch_level=spl,
-                update_class=update_class,
-                eligibility=eligibility,
-                notes=notes,
-            )
+            request = request_for(path)
             repo = Repository.open(rt.settings.home, rt.settings, clock=rt.clock)
             published = publish(repo, request, rules=rules).release
         rt.sync_releases()
