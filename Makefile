@@ -32,7 +32,7 @@ typecheck: $(STAMP)
 # The default suite (under ten minutes on two cores); the long form adds the replays,
 # the simulated fleets and the tests that start several server processes.
 unit: $(STAMP)
-	$(BIN)/pytest -m "not long"
+	$(BIN)/pytest -m "not long" -n 2 --dist loadfile
 
 test-long: $(STAMP)
 	$(BIN)/pytest -m long
