@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -40,9 +42,29 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'server.db'}"
 
 
-def test_server_then_mirror_then_sd_card(
-    repo: Repository, tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+@dataclass
+class DarkWorld:
+    """The maker's server with an allow-all rule, a mirror copied from its repository, and
+    an enrolled device on 1.0 whose sources are the server, then the mirror (then cards)."""
+
+    home: Path
+    port: int
+    server: subprocess.Popen[bytes]
+    api: httpx.Client
+    mirror: StaticHost
+    mirror_dir: Path
+    device_id: str
+    agent: Agent
+
+
+def dark_world(
+    repo: Repository,
+    tmp_path: Path,
+    sqlite_url: str,
+    capsys: pytest.CaptureFixture[str],
+    serial: str,
+    bundles: list[str],
+) -> DarkWorld:
     create_director(repo)
     publish(repo, "alpha", "1.0")
     publish(repo, "alpha", "1.1", "2026-02-01")
@@ -54,11 +76,9 @@ def test_server_then_mirror_then_sd_card(
     api = httpx.Client(base_url=server_url, headers={"Authorization": f"Bearer {token}"})
     rule = {"id": "normal", "title": "all", "effect": "allow", "priority": 1}
     assert api.post("/api/policies", json=rule).status_code == 201
-
     mirror_dir = tmp_path / "mirror"
     shutil.copytree(repo.layout.public_dir, mirror_dir)
     mirror = StaticHost(mirror_dir).start()
-    sdcard = tmp_path / "sdcard"
     factory = tmp_path / "factory.img"
     factory.write_bytes(image_bytes("alpha/1.0"))
     device = create_device(
@@ -70,7 +90,7 @@ def test_server_then_mirror_then_sd_card(
             server_url=server_url,
             server_repository_url=f"{server_url}/repository",
             mirrors=[mirror.url],
-            bundles=[str(sdcard)],
+            bundles=bundles,
             limits=FAST_LIMITS,
         ),
         shipped_root=repo.layout.metadata_file("root", 1).read_bytes(),
@@ -80,9 +100,24 @@ def test_server_then_mirror_then_sd_card(
         security_patch_level=date(2026, 1, 1),
     )
     device_id = enroll(
-        device, http_pool(2, 10), token=ENROLLMENT_TOKEN, serial="SN-1", hardware_id="HW-1"
+        device, http_pool(2, 10), token=ENROLLMENT_TOKEN, serial=serial, hardware_id=f"HW-{serial}"
     )
     agent = Agent(device, clock=SystemClock())
+    return DarkWorld(home, port, server, api, mirror, mirror_dir, device_id, agent)
+
+
+def test_server_then_mirror_then_sd_card(
+    repo: Repository, tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sdcard = tmp_path / "sdcard"
+    world = dark_world(repo, tmp_path, sqlite_url, capsys, "SN-1", [str(sdcard)])
+    home, port, server, api = world.home, world.port, world.server, world.api
+    mirror, mirror_dir, device_id, agent = (
+        world.mirror,
+        world.mirror_dir,
+        world.device_id,
+        world.agent,
+    )
     try:
         # 1. Through the server: the director's signed decision, bytes from its repository.
         first = agent.update()
@@ -142,43 +177,14 @@ def test_server_then_mirror_then_sd_card(
 def test_a_device_that_moved_forward_from_a_mirror_while_the_server_was_down_is_not_rolled_back(
     repo: Repository, tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    create_director(repo)
-    publish(repo, "alpha", "1.0")
-    publish(repo, "alpha", "1.1", "2026-02-01")
-    home = repo.layout.home
-    port = free_port()
-    server = start_server(home, sqlite_url, port)
-    server_url = f"http://127.0.0.1:{port}"
-    token = make_token(home, sqlite_url, "admin", "admin", capsys)
-    api = httpx.Client(base_url=server_url, headers={"Authorization": f"Bearer {token}"})
-    rule = {"id": "normal", "title": "all", "effect": "allow", "priority": 1}
-    assert api.post("/api/policies", json=rule).status_code == 201
-    mirror_dir = tmp_path / "mirror"
-    shutil.copytree(repo.layout.public_dir, mirror_dir)
-    mirror = StaticHost(mirror_dir).start()
-    factory = tmp_path / "factory.img"
-    factory.write_bytes(image_bytes("alpha/1.0"))
-    device = create_device(
-        tmp_path / "phone",
-        DeviceConfig(
-            model="alpha",
-            region="DE",
-            deployed_on="2026-01-05",
-            server_url=server_url,
-            server_repository_url=f"{server_url}/repository",
-            mirrors=[mirror.url],
-            limits=FAST_LIMITS,
-        ),
-        shipped_root=repo.layout.metadata_file("root", 1).read_bytes(),
-        director_root=director_root_path(home).read_bytes(),
-        image=factory,
-        build="1.0",
-        security_patch_level=date(2026, 1, 1),
+    world = dark_world(repo, tmp_path, sqlite_url, capsys, "SN-2", [])
+    home, port, server, api = world.home, world.port, world.server, world.api
+    mirror, mirror_dir, device_id, agent = (
+        world.mirror,
+        world.mirror_dir,
+        world.device_id,
+        world.agent,
     )
-    device_id = enroll(
-        device, http_pool(2, 10), token=ENROLLMENT_TOKEN, serial="SN-2", hardware_id="HW-2"
-    )
-    agent = Agent(device, clock=SystemClock())
     try:
         # The server assigns 1.1 and the device installs it.
         assert agent.update().build == "1.1"
