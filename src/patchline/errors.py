@@ -355,3 +355,8 @@ class ProposalClosedError(ApprovalError):
 class RolloutConflictError(UsageError):
     """A rollout cannot make this change from its state (resume an aborted one, advance a
     halted one), or the release already has an open rollout."""
+
+
+class GroupConflictError(UsageError):
+    """A device group exists already, or cannot be removed while an open rollout
+    selects it."""

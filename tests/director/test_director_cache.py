@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ from tuf.api.metadata import Root
 
 from patchline.director.answers import Director
 from patchline.director.catalog import Catalog
+from patchline.director.rollout_gate import RolloutView, Selection
 from patchline.policy.decide import decide, decision_digest
 from patchline.policy.rules import Effect, Rule
 from patchline.wire.director import Action, verify_decision
@@ -91,3 +93,59 @@ def test_answers_are_signed_once_while_the_decision_holds() -> None:
     assert new.version > old.version
     assert old.action is Action.INSTALL
     assert director.answer("dev-2", decision, digest, NOW) != first  # names its own device
+
+
+def test_a_stepping_stone_is_offered_first_to_devices_on_older_builds() -> None:
+    """A rollout of 2.0 naming 1.5 as its stepping stone: a device on 1.0 it reaches is
+    offered 1.5 (not 1.7, newer than the stone), one on 1.5 or later is offered 2.0, and
+    rules that forbid the stone (a functional update where only security ones are
+    allowed) leave the device on 1.0 rather than letting it skip the stone."""
+    director = Director(
+        CryptoSigner.generate_ed25519(),
+        mirrors=[],
+        poll_after_seconds=60,
+        validity=timedelta(hours=2),
+    )
+    releases = (release("1.5", "functional"), release("1.7"), release("2.0"))
+    view = RolloutView(
+        "R-4", "aurora", "2.0", "active", 0, (10_000,), Selection(), stepping_stone="1.5"
+    )
+    allow = Rule(id="all", effect=Effect.ALLOW, priority=5)
+    director.use_catalog(
+        Catalog(
+            version=1,
+            releases={"aurora": releases},
+            rules=(allow,),
+            rollouts={("aurora", "2.0"): view},
+        )
+    )
+
+    def offered(build: str) -> tuple[str | None, tuple[str, ...]]:
+        facts = device(build=build)
+        decision, _ = director.decide(
+            model=facts.model,
+            region=facts.region,
+            deployed_on=facts.deployed_on,
+            build=build,
+            build_sha256=facts.build_sha256,
+            security_patch_level=facts.security_patch_level.isoformat(),
+            free_bytes=facts.free_bytes,
+            battery_percent=facts.battery_percent,
+            network=facts.network,
+            now=NOW,
+            device_id="dev-1",
+        )
+        return (decision.release.build if decision.release else None), decision.reasons
+
+    build, reasons = offered("1.0")
+    assert build == "1.5"
+    assert "rollout R-4 of aurora 2.0 requires build 1.5 first: this device runs 1.0" in (
+        " ".join(reasons)
+    )
+    assert offered("1.5")[0] == "2.0"
+    assert offered("1.7")[0] == "2.0"
+    security_only = Rule(
+        id="sec", effect=Effect.ALLOW, priority=5, update_classes=frozenset({"security"})
+    )
+    director.use_catalog(dataclasses.replace(director.catalog, version=2, rules=(security_only,)))
+    assert offered("1.0")[0] is None

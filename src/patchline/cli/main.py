@@ -17,6 +17,7 @@ from patchline.cli.context import CliContext
 from patchline.cli.continuity import continuity
 from patchline.cli.demo import demo
 from patchline.cli.devices import device
+from patchline.cli.groups import group
 from patchline.cli.keys import key
 from patchline.cli.mirror import mirror
 from patchline.cli.models import model
@@ -67,6 +68,7 @@ for command in (
     simulate,
     proposal,
     rollout,
+    group,
     webhook,
 ):
     cli.add_command(command)

@@ -55,12 +55,17 @@ def _percents(text: str) -> list[int]:
 @click.option("--soak-hours", default=24.0, show_default=True, help="Per phase, at least.")
 @click.option("--min-healthy", default=1, show_default=True, help="Healthy boots to move on.")
 @click.option("--region", "regions", multiple=True, help="Only devices in these regions.")
+@click.option("--carrier", "carriers", multiple=True, help="Only devices of these carriers.")
+@click.option("--group", "groups", multiple=True, help="Only devices in these device groups.")
 @click.option("--from-build", "builds", multiple=True, help="Only devices running these builds.")
 @click.option("--patch-level-from", metavar="YYYY-MM-DD")
 @click.option("--patch-level-to", metavar="YYYY-MM-DD")
 @click.option("--deployed-from", metavar="YYYY-MM-DD")
 @click.option("--deployed-to", metavar="YYYY-MM-DD")
 @click.option("--device", "device_ids", multiple=True, help="Only these device ids.")
+@click.option(
+    "--stepping-stone", metavar="BUILD", help="Devices on older builds install BUILD first."
+)
 @click.option("--max-failure-rate", default=0.05, show_default=True)
 @click.option("--max-rollback-rate", default=0.05, show_default=True)
 @click.option("--max-silence-rate", default=0.05, show_default=True)
@@ -77,12 +82,15 @@ def create_command(
     soak_hours: float,
     min_healthy: int,
     regions: tuple[str, ...],
+    carriers: tuple[str, ...],
+    groups: tuple[str, ...],
     builds: tuple[str, ...],
     patch_level_from: str | None,
     patch_level_to: str | None,
     deployed_from: str | None,
     deployed_to: str | None,
     device_ids: tuple[str, ...],
+    stepping_stone: str | None,
     max_failure_rate: float,
     max_rollback_rate: float,
     max_silence_rate: float,
@@ -101,11 +109,13 @@ def create_command(
         ),
         selection=Selection(
             regions=regions,
+            carriers=carriers,
             builds=builds,
             patch_level_from=_dates(patch_level_from),
             patch_level_to=_dates(patch_level_to),
             deployed_from=_dates(deployed_from),
             deployed_to=_dates(deployed_to),
+            groups=groups,
             device_ids=frozenset(device_ids),
         ),
         brakes=rollouts.Brakes(
@@ -115,6 +125,7 @@ def create_command(
             silence_seconds=round(silence_hours * 3600),
             min_installs=min_installs,
         ),
+        stepping_stone=stepping_stone,
     )
     now = SystemClock().now()
     with (
@@ -260,6 +271,7 @@ def _json(session: Session, row: Rollout, *, with_history: bool = True) -> dict[
         ],
         "selection": row.selection,
         "brakes": row.brakes,
+        "stepping_stone": row.stepping_stone,
         "phase_started_at": iso_utc(aware(row.phase_started_at)),
         "updated_at": iso_utc(aware(row.updated_at)),
         "reason": row.reason,

@@ -23,6 +23,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from patchline.bounded_cache import BoundedCache
 from patchline.director.catalog import Catalog
+from patchline.director.rollout_gate import Subject
 from patchline.policy.decide import Action as DecisionAction
 from patchline.policy.decide import Decision, cohort_key, decide, decision_digest
 from patchline.policy.evaluate import phone_ready
@@ -99,6 +100,7 @@ class Director:
         now: datetime,
         failed_builds: Mapping[str, str] | None = None,
         device_id: str | None = None,
+        carrier: str = "",
     ) -> tuple[Decision, str]:
         """The decision for a device in this state today, and its digest.
 
@@ -118,7 +120,9 @@ class Director:
         With ``device_id``, staged rollouts apply: when the release chosen is under a
         rollout that does not reach this device (``patchline.director.rollout_gate``),
         the device gets the best allowed release not held back from it, or nothing, and
-        the reasons say which rollout held what back (or that the device is in it).
+        the reasons say which rollout held what back (or that the device is in it). A
+        rollout with a stepping stone that reaches a device on an older build holds back
+        every release newer than the stone, so the device is offered the stone first.
         """
         day = now.date()
         key = (
@@ -178,15 +182,26 @@ class Director:
             return result
         held: set[str] = set()
         notes: list[str] = []
+        subject = Subject(device_id, region, carrier, deployed_on, build, patch_level)
         while result[0].release is not None:
             release = result[0].release
             view = rollouts.get((model, release.build))
             if view is None:
                 break
-            reached, sentence = view.verdict(device_id, region, build, patch_level, deployed_on)
-            notes.append(sentence)
-            if reached:
+            reached, sentence = view.verdict(subject)
+            if sentence is not None:
+                notes.append(sentence)
+            stone = view.stone_first(build) if reached else None
+            if reached and stone is None:
                 break
+            if stone is not None:
+                notes.append(stone)
+                held.update(
+                    r.target_path
+                    for r in self.catalog.releases_of(model)
+                    if view.stepping_stone is not None
+                    and is_newer_build(r.build, view.stepping_stone)
+                )
             held.add(release.target_path)
             result = decided(frozenset(held))
         if not notes:

@@ -6,6 +6,7 @@ changes (a release synced, a rule written or amended, an offer setting edited).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -17,7 +18,13 @@ from patchline.director.releases_sync import catalog_version
 from patchline.director.rollout_gate import COMPLETED, RolloutView, Selection
 from patchline.policy.facts import DeltaFacts, ReleaseFacts
 from patchline.policy.rules import Amendment, Rule
-from patchline.store.models import Policy, PolicyAmendment, Release, Rollout
+from patchline.store.models import (
+    DeviceGroupMember,
+    Policy,
+    PolicyAmendment,
+    Release,
+    Rollout,
+)
 from patchline.wire.release import Eligibility, UpdateClass
 
 
@@ -102,13 +109,15 @@ def load_catalog(session: Session) -> Catalog:
 
 def load_rollout_views(session: Session) -> dict[tuple[str, str], RolloutView]:
     """The newest rollout of each release that is not completed (a completed one no
-    longer holds its release back)."""
+    longer holds its release back, but its stepping stone still holds), with the members
+    of the groups each one selects."""
     views: dict[tuple[str, str], RolloutView] = {}
     for row in session.scalars(select(Rollout).order_by(Rollout.seq)):
         key = (row.model, row.build)
-        if row.state == COMPLETED:
+        if row.state == COMPLETED and row.stepping_stone is None:
             views.pop(key, None)
             continue
+        selection = Selection.from_json(row.selection or {})
         views[key] = RolloutView(
             id=row.id,
             model=row.model,
@@ -116,9 +125,31 @@ def load_rollout_views(session: Session) -> dict[tuple[str, str], RolloutView]:
             state=row.state,
             phase=row.phase,
             shares=tuple(int(p["share"]) for p in row.phases),
-            selection=Selection.from_json(row.selection or {}),
+            selection=selection,
+            stepping_stone=row.stepping_stone,
         )
-    return views
+    named = sorted({g for v in views.values() if v.state != COMPLETED for g in v.selection.groups})
+    members = group_members(session, named)
+    return {
+        key: dataclasses.replace(
+            view, group_members=frozenset().union(*(members[g] for g in view.selection.groups))
+        )
+        if view.selection.groups and view.state != COMPLETED
+        else view
+        for key, view in views.items()
+    }
+
+
+def group_members(session: Session, names: list[str]) -> dict[str, frozenset[str]]:
+    """The device ids in each named group (an unknown group has none)."""
+    found: dict[str, set[str]] = {name: set() for name in names}
+    if names:
+        query = select(DeviceGroupMember.group_name, DeviceGroupMember.device_id).where(
+            DeviceGroupMember.group_name.in_(names)
+        )
+        for name, device_id in session.execute(query):
+            found[name].add(device_id)
+    return {name: frozenset(ids) for name, ids in found.items()}
 
 
 def amendment_of(row: PolicyAmendment) -> Amendment:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from patchline.director.catalog import Catalog
+from patchline.director.rollout_gate import Subject
 from patchline.errors import NotFoundError
 from patchline.policy.explain import explain
 from patchline.policy.facts import DeviceFacts
@@ -108,9 +109,13 @@ def explain_device(
     ]
     result["phone_state"] = "last check-in" if seen else "unknown (assumed ready)"
     result["as_of_last_check_in"] = row.last_seen_at
-    result["rollouts"] = [
-        view.verdict(row.id, row.region, row.build, row.security_patch_level, row.deployed_on)[1]
+    subject = Subject(
+        row.id, row.region, row.carrier, row.deployed_on, row.build, row.security_patch_level
+    )
+    sentences = (
+        [view.verdict(subject)[1], view.stone_first(row.build)]
         for (model, _build), view in sorted(catalog.rollouts.items())
         if model == row.model
-    ]
+    )
+    result["rollouts"] = [s for pair in sentences for s in pair if s is not None]
     return result

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from patchline.audit import AuditRecord, append
-from patchline.director.catalog import aware
+from patchline.director.catalog import aware, group_members
 from patchline.director.releases_sync import bump_catalog
 from patchline.director.rollout_gate import (
     ABORTED,
@@ -35,13 +35,16 @@ from patchline.director.rollout_gate import (
     HALTED,
     PAUSED,
     Selection,
+    Subject,
     bucket,
     percent,
 )
 from patchline.director.yank import find_release
 from patchline.errors import NotFoundError, RolloutConflictError, UsageError
+from patchline.fleet.groups import check_groups_exist
 from patchline.store.models import Device, Release, Rollout, RolloutEvent
 from patchline.webhooks.outbox import emit
+from patchline.wire.builds import is_newer_build
 from patchline.wire.device_api import ReportStatus
 
 #: Who the audit chain names for changes the server takes by itself.
@@ -101,8 +104,14 @@ class RolloutSpec:
     phases: tuple[Phase, ...]
     selection: Selection = field(default_factory=Selection)
     brakes: Brakes = field(default_factory=Brakes)
+    #: A build of the same model that a device on an older build installs first.
+    stepping_stone: str | None = None
 
     def __post_init__(self) -> None:
+        if self.stepping_stone is not None and not is_newer_build(self.build, self.stepping_stone):
+            raise UsageError(
+                f"stepping stone {self.stepping_stone} must be older than build {self.build}"
+            )
         shares = [p.share for p in self.phases]
         if not shares:
             raise UsageError("a rollout needs at least one phase")
@@ -147,6 +156,7 @@ def spec_json(spec: RolloutSpec) -> dict[str, Any]:
         "phases": [asdict(p) for p in spec.phases],
         "selection": spec.selection.to_json(),
         "brakes": asdict(spec.brakes),
+        "stepping_stone": spec.stepping_stone,
     }
 
 
@@ -158,6 +168,7 @@ def spec_from_json(data: dict[str, Any]) -> RolloutSpec:
         phases=tuple(Phase(**p) for p in data["phases"]),
         selection=Selection.from_json(data["selection"]),
         brakes=Brakes(**data["brakes"]),
+        stepping_stone=data.get("stepping_stone"),
     )
 
 
@@ -190,10 +201,16 @@ def phases_of(row: Rollout) -> tuple[Phase, ...]:
 
 def check_startable(session: Session, spec: RolloutSpec) -> Release:
     """The release ``spec`` would roll out, when a rollout of it may start now: signed,
-    not yanked, and with no open rollout. NotFoundError or RolloutConflictError else."""
+    not yanked, its stepping stone signed and not yanked, the groups it selects existing,
+    and no open rollout of it. NotFoundError or RolloutConflictError else."""
     release = find_release(session, spec.model, spec.build)
     if release.yanked_at is not None:
         raise RolloutConflictError(f"release {release.target_path} is yanked")
+    if spec.stepping_stone is not None:
+        stone = find_release(session, spec.model, spec.stepping_stone)
+        if stone.yanked_at is not None:
+            raise RolloutConflictError(f"stepping stone {stone.target_path} is yanked")
+    check_groups_exist(session, spec.selection)
     open_ = session.scalars(
         select(Rollout.id).where(
             Rollout.model == spec.model,
@@ -236,6 +253,7 @@ def create_rollout(
         updated_at=now,
         reason="",
         figures={},
+        stepping_stone=spec.stepping_stone,
     )
     session.add(row)
     session.flush()
@@ -322,6 +340,8 @@ def transition(
         payload["selection"] = rollout.selection
         payload["phase_plan"] = rollout.phases
         payload["brakes"] = rollout.brakes
+        if rollout.stepping_stone is not None:
+            payload["stepping_stone"] = rollout.stepping_stone
     append(session, [AuditRecord(now, "rollout", actor, rollout.id, payload)])
     event = _event_of(from_state, new_state, advanced=phase is not None)
     if event is not None:
@@ -395,23 +415,23 @@ def act(
 
 
 def cohort_ids(session: Session, row: Rollout, phase: int | None = None) -> list[str]:
-    """The ids of the enrolled devices of the rollout's model in the selection (by region,
-    deployment date and id list) whose bucket the phase (default: the current one)
-    covers."""
+    """The ids of the enrolled devices of the rollout's model in the selection (by id
+    list, group, region, carrier and deployment date; build and patch level are checked
+    at check-in) whose bucket the phase (default: the current one) covers."""
     share = int(row.phases[row.phase if phase is None else phase]["share"])
     selection = Selection.from_json(row.selection or {})
-    query = select(Device.id, Device.region, Device.deployed_on).where(
+    members = group_members(session, list(selection.groups))
+    in_groups = frozenset().union(*members.values()) if members else frozenset[str]()
+    query = select(Device.id, Device.region, Device.carrier, Device.deployed_on).where(
         Device.model == row.model, Device.decommissioned_at.is_(None)
     )
     if selection.device_ids:
         query = query.where(Device.id.in_(sorted(selection.device_ids)))
     return sorted(
         device_id
-        for device_id, region, deployed_on in session.execute(query)
+        for device_id, region, carrier, deployed_on in session.execute(query)
         if bucket(row.id, device_id) < share
-        and (not selection.regions or region in selection.regions)
-        and (selection.deployed_from is None or deployed_on >= selection.deployed_from)
-        and (selection.deployed_to is None or deployed_on <= selection.deployed_to)
+        and selection.mismatch(Subject(device_id, region, carrier, deployed_on), in_groups) is None
     )
 
 

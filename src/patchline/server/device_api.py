@@ -169,6 +169,7 @@ class DeviceApi:
             now=now,
             failed_builds=entry.failed_builds,
             device_id=entry.device_id,
+            carrier=entry.carrier,
         )
         answer = rt.director.answer(entry.device_id, decision, digest, now)
         rt.metrics.checkin_counter(decision.action.value).inc()

@@ -26,6 +26,7 @@ class DeviceEntry:
     #: The region and deployment date vouched for (never what a check-in claims).
     region: str
     deployed_on: date
+    carrier: str = ""
     #: Builds that failed on the device -> the sentence a decision gives for not
     #: offering them again.
     failed_builds: dict[str, str] = field(default_factory=dict)
@@ -45,6 +46,7 @@ def load_devices(db: Database, device_ids: list[str]) -> dict[str, DeviceEntry]:
         Device.model,
         Device.region,
         Device.deployed_on,
+        Device.carrier,
         Device.last_decision,
         Device.failed_builds,
     ).where(Device.id.in_(device_ids))
@@ -58,6 +60,7 @@ def load_devices(db: Database, device_ids: list[str]) -> dict[str, DeviceEntry]:
             model=row.model,
             region=row.region,
             deployed_on=row.deployed_on,
+            carrier=row.carrier,
             decision_digest=row.last_decision,
             failed_builds=failure_sentences(row.failed_builds),
         )

@@ -16,6 +16,7 @@ _STATUS: list[tuple[type[errors.PatchlineError], int]] = [
     (errors.SelfApprovalError, 403),
     (errors.ProposalClosedError, 409),
     (errors.RolloutConflictError, 409),
+    (errors.GroupConflictError, 409),
     (errors.RepositoryBusyError, 503),
     (errors.PassphraseError, 503),
     (errors.SigningError, 503),

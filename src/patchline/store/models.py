@@ -305,6 +305,8 @@ class Rollout(Base):
     updated_at: Mapped[datetime] = mapped_column(Stamp)
     reason: Mapped[str] = mapped_column(Text, default="")
     figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: A build a device on an older one must install before this rollout's build.
+    stepping_stone: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class RolloutEvent(Base):
@@ -321,3 +323,26 @@ class RolloutEvent(Base):
     phase: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text, default="")
     figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DeviceGroup(Base):
+    """A named set of devices that rollouts can select (beta testers, a shop's demo
+    phones, a carrier's lab); members in ``device_group_members``."""
+
+    __tablename__ = "device_groups"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(Stamp)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class DeviceGroupMember(Base):
+    """One device in one group."""
+
+    __tablename__ = "device_group_members"
+    __table_args__ = (Index("ix_device_group_members_device", "device_id"),)
+
+    group_name: Mapped[str] = mapped_column(ForeignKey("device_groups.name"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(Stamp)

@@ -39,11 +39,15 @@ class SelectionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     regions: list[str] = Field(default_factory=list, max_length=200)
+    carriers: list[str] = Field(default_factory=list, max_length=200)
     builds: list[str] = Field(default_factory=list, max_length=200)
     patch_level_from: IsoDate | None = None
     patch_level_to: IsoDate | None = None
     deployed_from: IsoDate | None = None
     deployed_to: IsoDate | None = None
+    groups: list[str] = Field(
+        default_factory=list, max_length=50, description="Named device groups; any matches."
+    )
     device_ids: list[str] = Field(default_factory=list, max_length=100_000)
 
 
@@ -69,6 +73,11 @@ class RolloutBody(BaseModel):
     phases: list[PhaseBody] = Field(min_length=1, max_length=20)
     selection: SelectionBody = Field(default_factory=lambda: SelectionBody())
     brakes: BrakesBody = Field(default_factory=lambda: BrakesBody.model_validate({}))
+    stepping_stone: str | None = Field(
+        None,
+        max_length=64,
+        description="A signed build of the model that devices on older builds install first.",
+    )
 
     def spec(self) -> RolloutSpec:
         """The rollout as the fleet service takes it (UsageError on bad values)."""
@@ -86,11 +95,13 @@ class RolloutBody(BaseModel):
             ),
             selection=Selection(
                 regions=tuple(s.regions),
+                carriers=tuple(s.carriers),
                 builds=tuple(s.builds),
                 patch_level_from=s.patch_level_from,
                 patch_level_to=s.patch_level_to,
                 deployed_from=s.deployed_from,
                 deployed_to=s.deployed_to,
+                groups=tuple(s.groups),
                 device_ids=frozenset(s.device_ids),
             ),
             brakes=Brakes(
@@ -100,6 +111,7 @@ class RolloutBody(BaseModel):
                 silence_seconds=round(self.brakes.silence_hours * 3600),
                 min_installs=self.brakes.min_installs,
             ),
+            stepping_stone=self.stepping_stone,
         )
 
 
@@ -140,6 +152,9 @@ class RolloutOut(_Rows):
     phases: list[dict[str, Any]] = Field(description="share (basis points), soak, min_healthy.")
     selection: dict[str, Any]
     brakes: dict[str, Any]
+    stepping_stone: str | None = Field(
+        description="The build devices on older builds install first, if any."
+    )
     phase_started_at: Instant
     created_at: Instant
     created_by: str
