@@ -202,3 +202,28 @@ def tmp_ids(server: RunningServer, ids: list[str]) -> Path:
     path = server.home / "ids.txt"
     path.write_text("\n".join(ids) + "\n")
     return path
+
+
+def test_the_explanation_gives_the_answer_the_device_gets(released: RunningServer) -> None:
+    """The explanation leaves out what rollouts hold back and what failed on the device,
+    as the check-in does, and says so."""
+    server = released
+    api = server.api()
+    device = enroll(server, "EX-1")
+    assert offered(server, device)[0] == "1.2"
+    report(server, device[1], ReportStatus.ROLLED_BACK, build="1.2")
+    explained = api.get(f"/api/devices/{device[0]}/explain").json()
+    assert explained["decision"]["target_path"].startswith("alpha/1.1/")
+    assert offered(server, device)[0] == "1.1"
+    assert [s.split(" failed ")[0] for s in explained["failed_builds"]] == ["build 1.2"]
+
+    other = enroll(server, "EX-2")
+    created = api.post(
+        "/api/rollouts", json=body(selection={"device_ids": [device[0]]}, stepping_stone="1.1")
+    )
+    assert created.status_code == 201, created.text
+    explained = api.get(f"/api/devices/{other[0]}/explain").json()
+    assert explained["decision"]["target_path"].startswith("alpha/1.1/")
+    assert explained["held_back_by_rollouts"] == ["alpha/1.2/alpha-1.2.img"]
+    assert explained["rollouts"][0].startswith("not selected by rollout R-1 of alpha 1.2")
+    assert offered(server, other)[0] == "1.1"

@@ -23,7 +23,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from patchline.bounded_cache import BoundedCache
 from patchline.director.catalog import Catalog
-from patchline.director.rollout_gate import Subject
+from patchline.director.rollout_gate import Subject, apply_rollouts
 from patchline.policy.decide import Action as DecisionAction
 from patchline.policy.decide import Decision, cohort_key, decide, decision_digest
 from patchline.policy.evaluate import phone_ready
@@ -176,34 +176,18 @@ class Director:
                 return cached
             return self._cached_decide(facts(free_bytes, battery_percent, network), day, held)
 
-        result = decided(frozenset())
-        rollouts = self.catalog.rollouts
-        if device_id is None or not rollouts:
-            return result
-        held: set[str] = set()
-        notes: list[str] = []
+        if device_id is None or not self.catalog.rollouts:
+            return decided(frozenset())
         subject = Subject(device_id, region, carrier, deployed_on, build, patch_level)
-        while result[0].release is not None:
-            release = result[0].release
-            view = rollouts.get((model, release.build))
-            if view is None:
-                break
-            reached, sentence = view.verdict(subject)
-            if sentence is not None:
-                notes.append(sentence)
-            stone = view.stone_first(build) if reached else None
-            if reached and stone is None:
-                break
-            if stone is not None:
-                notes.append(stone)
-                held.update(
-                    r.target_path
-                    for r in self.catalog.releases_of(model)
-                    if view.stepping_stone is not None
-                    and is_newer_build(r.build, view.stepping_stone)
-                )
-            held.add(release.target_path)
-            result = decided(frozenset(held))
+        result, let_through = apply_rollouts(
+            subject,
+            model,
+            self.catalog.rollouts,
+            self.catalog.releases_of(model),
+            decided,
+            lambda r: r[0].release,
+        )
+        notes = let_through.notes
         if not notes:
             return result
         noted = (result[1], tuple(notes))

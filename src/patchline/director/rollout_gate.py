@@ -11,11 +11,15 @@ rollout completed). Pure: no database, no clock.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
+from patchline.policy.facts import ReleaseFacts
 from patchline.wire.builds import build_sort_key, is_newer_build
+
+T = TypeVar("T")
 
 #: Buckets a device can fall in; a phase's share is a number of them (basis points).
 BUCKETS = 10_000
@@ -190,3 +194,49 @@ class RolloutView:
             f"{self.name} requires build {stone} first: this device runs {build}, "
             f"so it is offered {stone} or older before {self.build}"
         )
+
+
+@dataclass(frozen=True)
+class Gated:
+    """What the rollouts let through: the releases held back from the device (target
+    paths) and the sentences that say why, or that the device is in a rollout."""
+
+    held: frozenset[str]
+    notes: tuple[str, ...]
+
+
+def apply_rollouts(
+    device: Subject,
+    model: str,
+    rollouts: Mapping[tuple[str, str], RolloutView],
+    releases: Iterable[ReleaseFacts],
+    choose: Callable[[frozenset[str]], T],
+    chosen: Callable[[T], ReleaseFacts | None],
+) -> tuple[T, Gated]:
+    """The decision once rollouts have had their say. ``choose(held)`` decides with the
+    releases ``held`` left out; ``chosen`` tells which release a decision offers. While
+    the release chosen is under a rollout that does not reach the device (or whose
+    stepping stone the device has not passed, which holds back every release newer than
+    the stone), it is held back and the device decided again."""
+    result = choose(frozenset())
+    if not rollouts:
+        return result, Gated(frozenset(), ())
+    held: set[str] = set()
+    notes: list[str] = []
+    while (release := chosen(result)) is not None:
+        view = rollouts.get((model, release.build))
+        if view is None:
+            break
+        reached, sentence = view.verdict(device)
+        if sentence is not None:
+            notes.append(sentence)
+        stone = view.stone_first(device.build) if reached and device.build else None
+        if reached and stone is None:
+            break
+        if stone is not None and view.stepping_stone is not None:
+            notes.append(stone)
+            past = view.stepping_stone
+            held.update(r.target_path for r in releases if is_newer_build(r.build, past))
+        held.add(release.target_path)
+        result = choose(frozenset(held))
+    return result, Gated(frozenset(held), tuple(notes))

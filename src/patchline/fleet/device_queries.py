@@ -11,11 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from patchline.director.catalog import Catalog
-from patchline.director.rollout_gate import Subject
+from patchline.director.rollout_gate import Subject, apply_rollouts
 from patchline.errors import NotFoundError
+from patchline.fleet.beliefs import failure_sentences
+from patchline.policy.decide import Decision, decide
 from patchline.policy.explain import explain
 from patchline.policy.facts import DeviceFacts
 from patchline.store.models import Device, InstallReport
+from patchline.wire.builds import build_sort_key
 
 #: How many install reports ``latest_reports`` returns at most.
 REPORTS_SHOWN = 50
@@ -86,8 +89,10 @@ def explain_device(
 ) -> dict[str, Any]:
     """What the device would be offered on ``day`` and why, rule by rule: the rules as
     they stood on ``day``, as known now or (``known_on``) as known at the end of that day.
-    A device that never checked in is assumed ready (on wifi, charged, with room), and
-    the answer says so."""
+    As the director decides: builds that failed on the device and releases its rollouts
+    hold back from it (today's rollouts, whatever the day) are left out, and the answer
+    names them. A device that never checked in is assumed ready (on wifi, charged, with
+    room), and the answer says so."""
     seen = row.last_seen_at is not None
     facts = DeviceFacts(
         device_id=row.id,
@@ -102,20 +107,28 @@ def explain_device(
         network=(row.network or "offline") if seen else "wifi",
     )
     rules, amendments = catalog.known_on(known_on)
-    result = explain(facts, catalog.releases_of(row.model), rules, amendments, day).to_json()
+    failed = failure_sentences(row.failed_builds)
+    releases = [r for r in catalog.releases_of(row.model) if r.build not in failed]
+
+    def choose(held: frozenset[str]) -> Decision:
+        kept = (r for r in releases if r.target_path not in held)
+        return decide(facts, kept, rules, amendments, day)
+
+    subject = Subject(
+        row.id, row.region, row.carrier, row.deployed_on, row.build, row.security_patch_level
+    )
+    _, gated = apply_rollouts(
+        subject, row.model, catalog.rollouts, releases, choose, lambda d: d.release
+    )
+    kept = [r for r in releases if r.target_path not in gated.held]
+    result = explain(facts, kept, rules, amendments, day).to_json()
     result["known_on"] = known_on.isoformat() if known_on is not None else None
     result["amendments_recorded_later"] = [
         a.to_json() for a in catalog.amendments if a not in amendments
     ]
     result["phone_state"] = "last check-in" if seen else "unknown (assumed ready)"
     result["as_of_last_check_in"] = row.last_seen_at
-    subject = Subject(
-        row.id, row.region, row.carrier, row.deployed_on, row.build, row.security_patch_level
-    )
-    sentences = (
-        [view.verdict(subject)[1], view.stone_first(row.build)]
-        for (model, _build), view in sorted(catalog.rollouts.items())
-        if model == row.model
-    )
-    result["rollouts"] = [s for pair in sentences for s in pair if s is not None]
+    result["rollouts"] = list(gated.notes)
+    result["held_back_by_rollouts"] = sorted(gated.held)
+    result["failed_builds"] = [failed[b] for b in sorted(failed, key=build_sort_key)]
     return result

@@ -144,8 +144,19 @@ class Explanation(BaseModel):
     as_of_last_check_in: Instant | None
     rollouts: list[str] = Field(
         default_factory=list,
-        description="What each open rollout of the device's model says of it now (in it, "
-        "not yet reached, not selected, halted); the decision at check-in applies them.",
+        description="What the rollouts of the releases the decision looked at say of the "
+        "device now (in it, not yet reached, not selected, halted, a stepping stone first), "
+        "as the decision at check-in applies them.",
+    )
+    held_back_by_rollouts: list[str] = Field(
+        default_factory=list,
+        description="Releases (target paths) those rollouts hold back from the device: "
+        "left out of the candidates above.",
+    )
+    failed_builds: list[str] = Field(
+        default_factory=list,
+        description="Builds that failed on the device, not offered to it again until an "
+        "operator retries them: left out of the candidates above.",
     )
 
 
