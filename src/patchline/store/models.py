@@ -151,7 +151,10 @@ class InstallReport(Base):
     """One step of one install as the device reported it; ``report_id`` is idempotent."""
 
     __tablename__ = "install_reports"
-    __table_args__ = (Index("ix_reports_device", "device_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_reports_device", "device_id", "received_at"),
+        Index("ix_reports_received_at", "received_at"),
+    )
 
     report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
@@ -321,3 +324,16 @@ class RolloutEvent(Base):
     phase: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text, default="")
     figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SupportPromise(Base):
+    """Until when the maker promised security updates for a model (e.g. two years after
+    launch, or five as the EU Cyber Resilience Act asks); set by an operator, audited."""
+
+    __tablename__ = "support_promises"
+
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    security_until: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(Text, default="")
+    set_at: Mapped[datetime] = mapped_column(Stamp)
+    set_by: Mapped[str] = mapped_column(String(128))
