@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -91,6 +91,24 @@ def _populate(server: RunningServer, tokens: dict[str, str], database_url: str) 
     api = server.api()
     assert api.post("/api/releases/sync").status_code == 200
     assert api.post("/api/policies", json=ALLOW_ALL).status_code == 201
+    today = SystemClock().now().date()
+    licence = {
+        "id": "licence-L1",
+        "title": "Security licence",
+        "effect": "allow",
+        "priority": 200,
+        "update_classes": ["security"],
+        "valid_from": (today - timedelta(days=30)).isoformat(),
+        "valid_until": (today + timedelta(days=30)).isoformat(),
+    }
+    assert api.post("/api/policies", json=licence).status_code == 201
+    shortened = {
+        "effective_from": (today + timedelta(days=1)).isoformat(),
+        "changes": {"valid_until": (today + timedelta(days=10)).isoformat()},
+        "note": "narrowed by the regulator",
+    }
+    amended = api.post("/api/policies/licence-L1/amendments", json=shortened)
+    assert amended.status_code == 201, amended.text
     created = api.post(
         "/api/rollouts",
         json={"model": "alpha", "build": "1.1", "phases": [{"percent": 100, "soak_hours": 100}]},

@@ -14,6 +14,7 @@ from patchline.server.api import (
     releases,
     rollouts,
     rules,
+    support,
     tokens,
     webhooks,
 )
@@ -25,6 +26,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     device_facts.router,
     rules.router,
     rollouts.router,
+    support.router,
     audit.router,
     tokens.router,
     proposals.router,

@@ -1,0 +1,154 @@
+"""The console over plain HTTP: sign-in, the session cookie's flags, CSRF on every POST,
+the API's roles, revoked tokens, assets served by the server itself, and support
+promises through the API and the command line."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from patchline.cli.main import main
+from patchline.clock import SystemClock
+from patchline.server.auth import Role, create_token
+from patchline.store.db import Database
+from tests.console.conftest import Fleet
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert found, "the page carries no CSRF token"
+    return found.group(1)
+
+
+def sign_in(fleet: Fleet, role: str) -> httpx.Client:
+    """A client holding a session signed in with ``role``'s token."""
+    client = httpx.Client(base_url=fleet.server.url, timeout=30)
+    form = client.get("/sign-in")
+    signed = client.post(
+        "/sign-in", data={"csrf": csrf_of(form.text), "token": fleet.tokens[role], "next": "/"}
+    )
+    assert signed.status_code == 303, signed.text
+    return client
+
+
+@pytest.fixture
+def admin(fleet: Fleet) -> Iterator[httpx.Client]:
+    client = sign_in(fleet, "admin")
+    yield client
+    client.close()
+
+
+def test_pages_need_a_sign_in_and_the_cookie_is_httponly_and_strict(fleet: Fleet) -> None:
+    client = httpx.Client(base_url=fleet.server.url, timeout=30)
+    for path in ("/", "/rollouts", "/devices", "/compliance", "/support"):
+        response = client.get(path)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/sign-in?next=")
+    form = client.get("/sign-in")
+    refused = client.post("/sign-in", data={"csrf": csrf_of(form.text), "token": "pl_nope"})
+    assert refused.status_code == 401
+    assert "Unknown or revoked token" in refused.text
+    signed = client.post(
+        "/sign-in", data={"csrf": csrf_of(form.text), "token": fleet.tokens["viewer"]}
+    )
+    cookie = signed.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert fleet.tokens["viewer"] not in signed.headers["set-cookie"]
+    assert client.get("/").status_code == 200
+
+
+def test_a_post_without_the_sessions_csrf_token_is_refused(
+    fleet: Fleet, admin: httpx.Client
+) -> None:
+    path = f"/rollouts/{fleet.rollout}/pause"
+    assert admin.post(path, data={"reason": "no token"}).status_code == 403
+    assert admin.post(path, data={"csrf": "forged", "reason": "bad token"}).status_code == 403
+    other = sign_in(fleet, "admin")
+    theirs = csrf_of(other.get("/").text)
+    assert admin.post(path, data={"csrf": theirs}).status_code == 403
+    assert fleet.server.api().get(f"/api/rollouts/{fleet.rollout}").json()["state"] == "active"
+
+
+def test_the_roles_are_the_apis(fleet: Fleet) -> None:
+    compliance = sign_in(fleet, "compliance")
+    csrf = csrf_of(compliance.get(f"/rollouts/{fleet.rollout}").text)
+    assert 'id="button-pause"' not in compliance.get(f"/rollouts/{fleet.rollout}").text
+    refused = compliance.post(f"/rollouts/{fleet.rollout}/pause", data={"csrf": csrf})
+    assert refused.status_code == 403
+    assert "needs releases" in refused.text
+    verified = compliance.post("/compliance/verify", data={"csrf": csrf})
+    assert verified.status_code == 200
+    assert "The chain is whole" in verified.text
+    manager = sign_in(fleet, "release-manager")
+    manager_csrf = csrf_of(manager.get("/").text)
+    assert manager.post("/compliance/verify", data={"csrf": manager_csrf}).status_code == 403
+
+
+def test_a_revoked_token_ends_its_sessions_at_once(fleet: Fleet) -> None:
+    api = fleet.server.api()
+    db = Database.connect(fleet.server.database_url)
+    with db.transaction() as session:
+        token = create_token(session, "short-lived", Role.VIEWER, SystemClock().now())
+    db.dispose()
+    client = httpx.Client(base_url=fleet.server.url, timeout=30)
+    form = client.get("/sign-in")
+    client.post("/sign-in", data={"csrf": csrf_of(form.text), "token": token})
+    assert client.get("/devices").status_code == 200
+    revoked = api.post("/api/tokens/short-lived/revoke", json={"reason": "left"})
+    assert revoked.status_code == 200, revoked.text
+    assert client.get("/devices").status_code == 303
+
+
+def test_every_asset_comes_from_the_server_itself(fleet: Fleet, admin: httpx.Client) -> None:
+    for path in ("/", f"/rollouts/{fleet.rollout}", f"/devices/{fleet.devices[0]}"):
+        html = admin.get(path).text
+        sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert sources
+        assert all(s.startswith("/") and not s.startswith("//") for s in sources), sources
+        for asset in (s for s in sources if s.startswith("/console-static/")):
+            assert admin.get(asset).status_code == 200, asset
+    headers = admin.get("/").headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+
+
+def test_the_device_list_filters_and_pages(fleet: Fleet, admin: httpx.Client) -> None:
+    assert "6 devices match" in admin.get("/devices?model=beta").text
+    assert "8 devices match" in admin.get("/devices?region=fr").text
+    assert "1 devices match" in admin.get("/devices?q=SN017").text
+    page = admin.get(f"/devices/{fleet.devices[0]}?at=2026-01-05")
+    assert "What it is offered on 2026-01-05" in page.text
+    assert admin.get("/devices/no-such-device").status_code == 404
+
+
+def test_support_promises_through_the_api_and_the_command_line(
+    fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = fleet.server.api()
+    viewer = fleet.server.client(fleet.tokens["viewer"])
+    body = {"security_until": "2031-06-30", "note": "five years (EU CRA)"}
+    assert viewer.put("/api/support/alpha", json=body).status_code == 403
+    assert api.put("/api/support/alpha", json={"security_until": "soon"}).status_code == 422
+    stored = api.put("/api/support/alpha", json=body)
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["set_by"] == "token:admin"
+    rows = {r["model"]: r for r in viewer.get("/api/support").json()}
+    assert rows["alpha"]["security_until"] == "2031-06-30"
+    assert rows["alpha"]["past_support"] == 0
+    assert rows["beta"]["past_support"] == 6
+    saved = dict(os.environ)
+    os.environ["PATCHLINE_DATABASE_URL"] = fleet.server.database_url
+    try:
+        home = str(fleet.server.home)
+        assert main(["--home", home, "support", "set", "beta", "--until", "2024-12-31"]) == 0
+        capsys.readouterr()
+        assert main(["--home", home, "support", "list"]) == 0
+        out = capsys.readouterr().out
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert "beta: until 2024-12-31; 6 devices, 6 past support" in out
