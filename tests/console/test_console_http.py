@@ -4,6 +4,7 @@ promises through the API and the command line."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -152,3 +153,21 @@ def test_support_promises_through_the_api_and_the_command_line(
         os.environ.clear()
         os.environ.update(saved)
     assert "beta: until 2024-12-31; 6 devices, 6 past support" in out
+
+
+def test_the_overview_counts_each_days_reports_by_status_and_source(
+    fleet: Fleet, admin: httpx.Client
+) -> None:
+    html = admin.get("/").text
+    charts = {
+        name: json.loads(body)
+        for name, body in re.findall(
+            r'<script type="application/json" id="data-([a-z-]+)">(.*?)</script>', html
+        )
+    }
+    outcomes = {d["label"]: sum(d["data"]) for d in charts["outcomes"]["datasets"]}
+    assert outcomes == {"installed": 18, "booted-healthy": 15, "failed": 3, "rolled-back": 0}
+    sources = {d["label"]: sum(d["data"]) for d in charts["sources"]["datasets"]}
+    assert sources == {"server": 18, "mirror": 0, "card": 0}
+    levels = charts["patch-levels"]
+    assert sum(sum(d["data"]) for d in levels["datasets"]) == 24

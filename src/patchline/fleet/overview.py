@@ -1,18 +1,25 @@
 """The fleet at a glance, counted by the database (GROUP BY, never a loop over devices):
 devices per security patch level, per model and region, install reports per day, and
-installs per day by the source they came from."""
+installs per day by the source they came from. Reports per day are read from
+``report_days``, which the writer keeps as it stores reports (``count_reports``), so the
+charts cost a few rows whatever the number of reports."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date
 from typing import Any
 
-from sqlalchemy import Date, case, cast, func, select
+from sqlalchemy import Connection, Date, case, cast, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from patchline.store.models import Device, InstallReport
+from patchline.director.catalog import aware
+from patchline.store.models import Device, InstallReport, ReportDay
 from patchline.wire.device_api import ReportStatus
 
 #: The report statuses a day's outcome chart counts.
@@ -106,42 +113,79 @@ def devices_by_model_region(session: Session, stale_before: date) -> list[ModelR
     ]
 
 
-def reports_per_day(session: Session, since: datetime) -> list[DayCount]:
-    """Install reports received from ``since`` on, per day and status (``OUTCOMES``)."""
-    day = _day(session, InstallReport.received_at)
-    query = (
-        select(day, InstallReport.status, func.count())
-        .where(InstallReport.received_at >= since, InstallReport.status.in_(OUTCOMES))
-        .group_by(day, InstallReport.status)
-    )
-    return sorted(DayCount(_as_date(d), s, n) for d, s, n in session.execute(query))
-
-
-def source_kind(column: Any) -> Any:
+def source_kind(label: str) -> str:
     """``server``, ``mirror`` or ``card`` from a report's source label ("Mirror URL",
     "SD card PATH", "bundle ID" for an offline receipt, else the server)."""
-    lowered = func.lower(column)
-    return case(
+    lowered = label.lower()
+    if lowered.startswith("mirror"):
+        return "mirror"
+    if lowered.startswith(("sd card", "bundle")):
+        return "card"
+    return "server"
+
+
+def count_reports(conn: Connection, reports: Iterable[Mapping[str, Any]]) -> None:
+    """Add newly stored install reports (``received_at``, ``status``, ``source``) to the
+    per-day counts, in the caller's transaction; concurrent writers add up (an upsert
+    that increments, in key order)."""
+    counts = Counter(
+        (aware(r["received_at"]).astimezone(UTC).date(), r["status"], source_kind(r["source"]))
+        for r in reports
+    )
+    if not counts:
+        return
+    rows = [
+        {"day": day, "status": status, "source": source, "count": n}
+        for (day, status, source), n in sorted(counts.items())
+    ]
+    upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = upsert(ReportDay)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[ReportDay.day, ReportDay.status, ReportDay.source],
+            set_={"count": ReportDay.count + stmt.excluded.count},
+        ),
+        rows,
+    )
+
+
+def recount_reports(session: Session) -> None:
+    """Rebuild the per-day counts from every stored report (after a bulk load that
+    bypassed the writer)."""
+    session.execute(delete(ReportDay))
+    day = _day(session, InstallReport.received_at)
+    lowered = func.lower(InstallReport.source)
+    kind = case(
         (lowered.like("mirror%"), "mirror"),
         (lowered.like("sd card%") | lowered.like("bundle%"), "card"),
         else_="server",
     )
-
-
-def installs_per_day_by_source(session: Session, since: datetime) -> list[DayCount]:
-    """Installs (reports of status ``installed``) received from ``since`` on, per day
-    and source kind (``SOURCES``)."""
-    day = _day(session, InstallReport.received_at)
-    kind = source_kind(InstallReport.source)
-    query = (
-        select(day, kind, func.count())
-        .where(
-            InstallReport.received_at >= since,
-            InstallReport.status == ReportStatus.INSTALLED.value,
-        )
-        .group_by(day, kind)
+    query = select(day, InstallReport.status, kind, func.count()).group_by(
+        day, InstallReport.status, kind
     )
-    return sorted(DayCount(_as_date(d), k, n) for d, k, n in session.execute(query))
+    session.execute(insert(ReportDay).from_select(["day", "status", "source", "count"], query))
+
+
+def reports_per_day(session: Session, since: date) -> list[DayCount]:
+    """Install reports received from day ``since`` on, per day and status
+    (``OUTCOMES``)."""
+    query = (
+        select(ReportDay.day, ReportDay.status, func.sum(ReportDay.count))
+        .where(ReportDay.day >= since, ReportDay.status.in_(OUTCOMES))
+        .group_by(ReportDay.day, ReportDay.status)
+    )
+    return sorted(DayCount(_as_date(d), s, int(n)) for d, s, n in session.execute(query))
+
+
+def installs_per_day_by_source(session: Session, since: date) -> list[DayCount]:
+    """Installs (reports of status ``installed``) received from day ``since`` on, per
+    day and source kind (``SOURCES``)."""
+    query = (
+        select(ReportDay.day, ReportDay.source, func.sum(ReportDay.count))
+        .where(ReportDay.day >= since, ReportDay.status == ReportStatus.INSTALLED.value)
+        .group_by(ReportDay.day, ReportDay.source)
+    )
+    return sorted(DayCount(_as_date(d), k, int(n)) for d, k, n in session.execute(query))
 
 
 def devices_in_service(session: Session) -> int:

@@ -4,7 +4,7 @@ install outcomes and sources per day, and what needs attention."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -53,7 +53,7 @@ class Overview:
 def load_overview(session: Session, now: datetime) -> Overview:
     """The overview's figures as of ``now``."""
     today = now.date()
-    since = datetime.combine(today - timedelta(days=DAYS_SHOWN - 1), time(), UTC)
+    since = today - timedelta(days=DAYS_SHOWN - 1)
     every = rollouts.list_rollouts(session)
     return Overview(
         devices=overview.devices_in_service(session),

@@ -1,4 +1,4 @@
-"""support promises per model; install reports indexed by when they arrived
+"""support promises per model; install reports counted per day, status and source
 
 Revision ID: 0007_support_promises
 Revises: 0006_rollouts
@@ -26,9 +26,28 @@ def upgrade() -> None:
         sa.Column("set_by", sa.String(length=128), nullable=False),
         sa.PrimaryKeyConstraint("model"),
     )
-    op.create_index("ix_reports_received_at", "install_reports", ["received_at"])
+    op.create_table(
+        "report_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("source", sa.String(length=8), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "status", "source"),
+    )
+    postgres = op.get_bind().dialect.name == "postgresql"
+    day = "CAST(timezone('UTC', received_at) AS DATE)" if postgres else "date(received_at)"
+    kind = (
+        "CASE WHEN lower(source) LIKE 'mirror%' THEN 'mirror' "
+        "WHEN lower(source) LIKE 'sd card%' OR lower(source) LIKE 'bundle%' THEN 'card' "
+        "ELSE 'server' END"
+    )
+    op.execute(
+        f"INSERT INTO report_days (day, status, source, count) "  # noqa: S608 - constants
+        f"SELECT {day}, status, {kind}, count(*) FROM install_reports "
+        f"GROUP BY {day}, status, {kind}"
+    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_reports_received_at", table_name="install_reports")
+    op.drop_table("report_days")
     op.drop_table("support_promises")
