@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Date, case, cast, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from patchline.director.catalog import aware
 from patchline.store.models import Device, InstallReport, ReportDay
@@ -64,8 +63,16 @@ class DayCount:
     count: int
 
 
-def _in_service() -> ColumnElement[bool]:
-    return Device.decommissioned_at.is_(None)
+@dataclass(frozen=True)
+class FleetCell:
+    """The devices in service of one model, region and security patch level: how many,
+    and how many checked in since the reachability cut-off."""
+
+    model: str
+    region: str
+    patch_level: date
+    devices: int
+    reachable: int
 
 
 def _day(session: Session, column: Any) -> Any:
@@ -79,37 +86,46 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def devices_by_patch_level(session: Session) -> list[PatchLevelCount]:
-    """Devices in service per (model, security patch level), oldest level first."""
+def fleet_cells(session: Session, seen_since: datetime) -> list[FleetCell]:
+    """The devices in service counted per (model, region, security patch level) in one
+    pass of the database, with how many checked in since ``seen_since``: every figure of
+    the overview and the support page is a sum of these cells."""
+    reachable = func.sum(case((Device.last_seen_at >= seen_since, 1), else_=0))
     query = (
-        select(Device.model, Device.security_patch_level, func.count())
-        .where(_in_service())
-        .group_by(Device.model, Device.security_patch_level)
-        .order_by(Device.security_patch_level, Device.model)
-    )
-    return [PatchLevelCount(m, _as_date(p), n) for m, p, n in session.execute(query)]
-
-
-def devices_by_model_region(session: Session, stale_before: date) -> list[ModelRegionRow]:
-    """Devices in service per (model, region), with how many have a security patch level
-    before ``stale_before``."""
-    stale = func.sum(case((Device.security_patch_level < stale_before, 1), else_=0))
-    query = (
-        select(
-            Device.model,
-            Device.region,
-            func.count(),
-            func.min(Device.security_patch_level),
-            func.max(Device.security_patch_level),
-            stale,
-        )
-        .where(_in_service())
-        .group_by(Device.model, Device.region)
-        .order_by(Device.model, Device.region)
+        select(Device.model, Device.region, Device.security_patch_level, func.count(), reachable)
+        .where(Device.decommissioned_at.is_(None))
+        .group_by(Device.model, Device.region, Device.security_patch_level)
     )
     return [
-        ModelRegionRow(m, r, n, _as_date(lo), _as_date(hi), int(s or 0))
-        for m, r, n, lo, hi, s in session.execute(query)
+        FleetCell(m, r, _as_date(p), int(n), int(seen or 0))
+        for m, r, p, n, seen in session.execute(query)
+    ]
+
+
+def devices_by_patch_level(cells: Iterable[FleetCell]) -> list[PatchLevelCount]:
+    """Devices per (model, security patch level), oldest level first."""
+    totals: Counter[tuple[date, str]] = Counter()
+    for c in cells:
+        totals[(c.patch_level, c.model)] += c.devices
+    return [PatchLevelCount(m, p, n) for (p, m), n in sorted(totals.items())]
+
+
+def devices_by_model_region(cells: Iterable[FleetCell], stale_before: date) -> list[ModelRegionRow]:
+    """Devices per (model, region), their oldest and newest patch level, and how many
+    have a security patch level before ``stale_before``."""
+    grouped: dict[tuple[str, str], list[FleetCell]] = {}
+    for c in cells:
+        grouped.setdefault((c.model, c.region), []).append(c)
+    return [
+        ModelRegionRow(
+            model,
+            region,
+            sum(c.devices for c in group),
+            min(c.patch_level for c in group),
+            max(c.patch_level for c in group),
+            sum(c.devices for c in group if c.patch_level < stale_before),
+        )
+        for (model, region), group in sorted(grouped.items())
     ]
 
 
@@ -186,8 +202,3 @@ def installs_per_day_by_source(session: Session, since: date) -> list[DayCount]:
         .group_by(ReportDay.day, ReportDay.source)
     )
     return sorted(DayCount(_as_date(d), k, int(n)) for d, k, n in session.execute(query))
-
-
-def devices_in_service(session: Session) -> int:
-    """How many devices are enrolled and not decommissioned."""
-    return session.scalar(select(func.count()).select_from(Device).where(_in_service())) or 0

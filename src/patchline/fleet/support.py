@@ -4,17 +4,17 @@ Counted by the database; a device is "reachable" when it checked in lately."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from patchline.audit import AuditRecord, append
 from patchline.errors import UsageError
-from patchline.store.models import Device, SupportPromise
+from patchline.fleet.overview import FleetCell, fleet_cells
+from patchline.store.models import SupportPromise
 
 
 @dataclass(frozen=True)
@@ -63,42 +63,38 @@ def support_by_model(
     """Per model with devices in service or a promise: the promise, how many devices are
     past it on ``today``, how many run a security patch older than ``patch_before``, and of
     each how many checked in since ``seen_since``."""
-    past = SupportPromise.security_until < today
-    stale = Device.security_patch_level < patch_before
-    seen = Device.last_seen_at >= seen_since
+    return summarise(fleet_cells(session, seen_since), list_promises(session), today, patch_before)
 
-    def total(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-        return func.sum(case((condition, 1), else_=0))
 
-    query = (
-        select(
-            Device.model,
-            func.count(),
-            total(past),
-            total(past & seen),
-            total(stale),
-            total(stale & seen),
-        )
-        .outerjoin(SupportPromise, SupportPromise.model == Device.model)
-        .where(Device.decommissioned_at.is_(None))
-        .group_by(Device.model)
-    )
-    counts = {row[0]: [int(v or 0) for v in row[1:]] for row in session.execute(query)}
-    promises = {p.model: p for p in list_promises(session)}
+def summarise(
+    cells: Iterable[FleetCell],
+    promises: Iterable[SupportPromise],
+    today: date,
+    patch_before: date,
+) -> list[ModelSupport]:
+    """``support_by_model`` from the fleet's cells (``patchline.fleet.overview``) and the
+    promises."""
+    kept = {p.model: p for p in promises}
+    sums: dict[str, list[int]] = {}
+    for c in cells:
+        n = sums.setdefault(c.model, [0, 0, 0, 0, 0])
+        promise = kept.get(c.model)
+        past = promise is not None and promise.security_until < today
+        stale = c.patch_level < patch_before
+        n[0] += c.devices
+        n[1] += c.devices if past else 0
+        n[2] += c.reachable if past else 0
+        n[3] += c.devices if stale else 0
+        n[4] += c.reachable if stale else 0
     result = []
-    for model in sorted(set(counts) | set(promises)):
-        n, p, pr, s, sr = counts.get(model, [0, 0, 0, 0, 0])
-        promise = promises.get(model)
+    for model in sorted(set(sums) | set(kept)):
+        promise = kept.get(model)
         result.append(
             ModelSupport(
                 model,
                 promise.security_until if promise else None,
                 promise.note if promise else "",
-                n,
-                p,
-                pr,
-                s,
-                sr,
+                *sums.get(model, [0, 0, 0, 0, 0]),
             )
         )
     return result

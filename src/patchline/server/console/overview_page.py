@@ -55,17 +55,18 @@ def load_overview(session: Session, now: datetime) -> Overview:
     today = now.date()
     since = today - timedelta(days=DAYS_SHOWN - 1)
     every = rollouts.list_rollouts(session)
+    cells = overview.fleet_cells(session, now - REACHABLE_WITHIN)
     return Overview(
-        devices=overview.devices_in_service(session),
-        levels=overview.devices_by_patch_level(session),
-        regions=overview.devices_by_model_region(session, today - STALE_AFTER),
+        devices=sum(c.devices for c in cells),
+        levels=overview.devices_by_patch_level(cells),
+        regions=overview.devices_by_model_region(cells, today - STALE_AFTER),
         outcomes=overview.reports_per_day(session, since),
         sources=overview.installs_per_day_by_source(session, since),
         halted=[r for r in every if r.state == HALTED],
         open_rollouts=sum(r.state in ("active", "paused", "halted") for r in every),
         pending_proposals=len(approvals.list_proposals(session, "pending")),
-        support=support.support_by_model(
-            session, today, today - STALE_AFTER, now - REACHABLE_WITHIN
+        support=support.summarise(
+            cells, support.list_promises(session), today, today - STALE_AFTER
         ),
     )
 
