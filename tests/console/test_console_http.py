@@ -103,6 +103,9 @@ def test_a_revoked_token_ends_its_sessions_at_once(fleet: Fleet) -> None:
     revoked = api.post("/api/tokens/short-lived/revoke", json={"reason": "left"})
     assert revoked.status_code == 200, revoked.text
     assert client.get("/devices").status_code == 303
+    refresh = client.get("/", headers={"HX-Request": "true"})
+    assert refresh.status_code == 204
+    assert refresh.headers["hx-redirect"] == "/sign-in?next=/"
 
 
 def test_every_asset_comes_from_the_server_itself(fleet: Fleet, admin: httpx.Client) -> None:

@@ -79,6 +79,10 @@ def test_every_page_renders_with_data_and_the_charts_are_drawn(
     )
     assert painted > 1000, "the patch level chart drew (almost) nothing"
     shoot(page, "overview")
+    page.evaluate("() => { document.getElementById('chart-patch-levels').dataset.old = '1'; }")
+    page.evaluate("() => htmx.trigger('#live', 'refresh')")
+    refreshed = page.locator("#chart-patch-levels:not([data-old])")
+    expect(refreshed).to_have_attribute("data-drawn", re.compile(r"[1-9]"))
 
     page.goto("/rollouts")
     expect(page.locator("#rollouts")).to_contain_text(fleet.rollout)

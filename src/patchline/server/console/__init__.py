@@ -76,8 +76,11 @@ def add_console(app: FastAPI, rt: Runtime) -> None:
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="console-static")
 
     @app.exception_handler(SignInRequired)
-    async def sign_in_first(_request: Request, exc: SignInRequired) -> Response:
-        return RedirectResponse(sign_in_url(exc.next_path), status_code=303)
+    async def sign_in_first(request: Request, exc: SignInRequired) -> Response:
+        target = sign_in_url(exc.next_path)
+        if request.headers.get("hx-request"):  # a refresh by htmx: send the whole page there
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
 
     @app.exception_handler(StarletteHTTPException)
     async def refused(request: Request, exc: StarletteHTTPException) -> Response:

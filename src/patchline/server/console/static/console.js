@@ -30,6 +30,12 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("canvas[data-chart]").forEach(draw);
   });
+  // A region htmx refreshed brings new canvases: draw them.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var root = event.detail.elt && event.detail.elt.isConnected ? event.detail.elt : document;
+    root.querySelectorAll("canvas[data-chart]:not([data-drawn])").forEach(draw);
+    document.querySelectorAll("canvas[data-chart]:not([data-drawn])").forEach(draw);
+  });
   document.addEventListener("htmx:configRequest", function (event) {
     var meta = document.querySelector('meta[name="csrf-token"]');
     if (meta) { event.detail.headers["X-CSRF-Token"] = meta.content; }
