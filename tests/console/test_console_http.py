@@ -4,10 +4,13 @@ promises through the API and the command line."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -174,3 +177,24 @@ def test_the_overview_counts_each_days_reports_by_status_and_source(
     assert sources == {"server": 18, "mirror": 0, "card": 0}
     levels = charts["patch-levels"]
     assert sum(sum(d["data"]) for d in levels["datasets"]) == 24
+
+
+def test_compliance_downloads_a_signed_export_that_verifies(
+    fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compliance = sign_in(fleet, "compliance")
+    csrf = csrf_of(compliance.get("/compliance").text)
+    today = SystemClock().now().date().isoformat()
+    answer = compliance.post(
+        "/compliance/export", data={"csrf": csrf, "from": "2020-01-01", "to": today}
+    )
+    assert answer.status_code == 200, answer.text[:500]
+    assert answer.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+        assert sorted(archive.namelist()) == ["entries.jsonl", "summary.json"]
+        archive.extractall(tmp_path / "export")
+    assert main(["audit", "verify-export", str(tmp_path / "export")]) == 0
+    backwards = compliance.post(
+        "/compliance/export", data={"csrf": csrf, "from": today, "to": "2020-01-01"}
+    )
+    assert backwards.status_code == 422
