@@ -129,7 +129,12 @@ def test_the_device_list_filters_and_pages(fleet: Fleet, admin: httpx.Client) ->
     assert "1 devices match" in admin.get("/devices?q=SN017").text
     page = admin.get(f"/devices/{fleet.devices[0]}?at=2026-01-05")
     assert "What it is offered on 2026-01-05" in page.text
-    assert admin.get("/devices/no-such-device").status_code == 404
+    missing = admin.get("/devices/no-such-device")
+    assert missing.status_code == 404
+    assert 'id="refusal"' in missing.text
+    bad_date = admin.get(f"/devices/{fleet.devices[0]}?at=someday")
+    assert bad_date.status_code == 422
+    assert "Not accepted: at:" in bad_date.text
 
 
 def test_support_promises_through_the_api_and_the_command_line(
