@@ -13,6 +13,7 @@ from urllib.parse import quote
 from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
 
+from patchline.clock import SystemClock
 from patchline.server.api.deps import Caller, in_session, runtime
 from patchline.server.auth import GRANTS, Permission, role_of_hash
 from patchline.server.console.session import COOKIE, LIFETIME, ConsoleSession, SessionSigner
@@ -21,6 +22,11 @@ from patchline.server.rate_limit import RateLimiter
 #: The form field (or ``X-CSRF-Token`` header, for htmx) every POST must carry.
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
+
+
+#: Sessions last 12 hours of the operator's time, even when the server reads a simulated
+#: clock (``patchline demo`` moves it by days a minute).
+SESSION_CLOCK = SystemClock()
 
 
 @dataclass
@@ -74,7 +80,7 @@ async def visitor(request: Request) -> Visitor:
     loaded = ctx.signer.load(request.cookies.get(COOKIE))
     session = loaded or ConsoleSession.fresh()
     caller: Caller | None = None
-    token_hash = session.live_token_hash(rt.clock.now())
+    token_hash = session.live_token_hash(SESSION_CLOCK.now())
     if token_hash is not None:
         caller = await in_session(rt, lambda s: role_of_hash(s, token_hash))
     permissions = GRANTS[caller[1]] if caller else frozenset()

@@ -28,6 +28,7 @@ from patchline.server.api.proposals import approve_as
 from patchline.server.api.rollouts import rollout_action
 from patchline.server.auth import hash_token, role_of
 from patchline.server.console.access import (
+    SESSION_CLOCK,
     AuditWriter,
     ReadWriter,
     ReleaseWriter,
@@ -83,7 +84,7 @@ async def sign_in(
             next=_local(next),
             error="Unknown or revoked token.",
         )
-    seen.session = seen.session.signed_in(hash_token(token.strip()), rt.clock.now())
+    seen.session = seen.session.signed_in(hash_token(token.strip()), SESSION_CLOCK.now())
     seen.set_cookie = True
     return remember(RedirectResponse(_local(next), status_code=303), request, seen)
 
