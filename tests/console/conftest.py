@@ -72,7 +72,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         publish(repo, "beta", "1.0")
         create_director(repo)
         database_url = f"sqlite:///{base / 'server.db'}"
-        process = start_server(home, database_url)
+        # Widening a rollout needs a second person: the console's approve button is tested.
+        process = start_server(
+            home, database_url, env={"PATCHLINE_TWO_PERSON_ACTIONS": "rollout.widen"}
+        )
         tokens = _tokens(database_url)
         server = RunningServer(
             f"http://127.0.0.1:{process.port}",  # type: ignore[attr-defined]

@@ -203,3 +203,31 @@ def test_compliance_downloads_a_signed_export_that_verifies(
         "/compliance/export", data={"csrf": csrf, "from": today, "to": "2020-01-01"}
     )
     assert backwards.status_code == 422
+
+
+def test_advancing_is_held_and_a_second_person_approves_it_from_the_console(
+    fleet: Fleet,
+) -> None:
+    # Last in this module: it completes the rollout the other tests look at.
+    manager = sign_in(fleet, "release-manager")
+    csrf = csrf_of(manager.get(f"/rollouts/{fleet.rollout}").text)
+    held = manager.post(f"/rollouts/{fleet.rollout}/advance", data={"csrf": csrf, "reason": "ok"})
+    assert held.status_code == 303
+    assert held.headers["location"].endswith("?done=held")
+    page = manager.get(f"/rollouts/{fleet.rollout}").text
+    assert "Held for a second person" in manager.get(held.headers["location"]).text
+    found = re.search(r'action="/proposals/(\d+)/approve"', page)
+    assert found, page
+    approve = f"/proposals/{found.group(1)}/approve"
+    own = manager.post(approve, data={"csrf": csrf, "back": "/rollouts"})
+    assert own.status_code == 403
+    assert fleet.server.api().get(f"/api/rollouts/{fleet.rollout}").json()["state"] == "active"
+    viewer = sign_in(fleet, "viewer")
+    assert 'action="/proposals/' not in viewer.get("/rollouts").text
+    admin = sign_in(fleet, "admin")
+    admin_csrf = csrf_of(admin.get("/rollouts").text)
+    approved = admin.post(approve, data={"csrf": admin_csrf, "back": "/rollouts"})
+    assert approved.status_code == 303, approved.text
+    shown = fleet.server.api().get(f"/api/rollouts/{fleet.rollout}").json()
+    assert shown["state"] == "completed"
+    assert shown["history"][-1]["actor"] == "token:admin"
