@@ -74,8 +74,9 @@ class World:
         """A device whose only source is ``hostile``."""
         return self.new_device(build=build, mirrors=[hostile.url])
 
-    def hostile_director(self, answer: CheckInAnswer) -> HostileDirector:
-        started = HostileDirector(msgspec.json.encode(answer))
+    def hostile_director(self, answer: CheckInAnswer | bytes) -> HostileDirector:
+        raw = answer if isinstance(answer, bytes) else msgspec.json.encode(answer)
+        started = HostileDirector(raw)
         self.directors.append(started)
         return started
 
@@ -328,7 +329,7 @@ def wrong_model_image(world: World) -> Scenario:
 # --- director answers ------------------------------------------------------------
 
 
-def director_device(world: World, answer_for: Callable[[str], CheckInAnswer]) -> DeviceDir:
+def director_device(world: World, answer_for: Callable[[str], CheckInAnswer | bytes]) -> DeviceDir:
     """A device enrolled as ``dev-a`` whose server is hostile and answers with
     ``answer_for("dev-a")``, and whose mirror is honest."""
     honest = world.start_host(world.repo.layout.public_dir)
@@ -388,6 +389,22 @@ def replayed_older_answer(world: World) -> Scenario:
     return Scenario(device, expect)
 
 
+def impostor_answer_not_canonical_json(world: World) -> Scenario:
+    """An impostor server answers with this device's genuine answer plus a float, which
+    no canonical-JSON signature can cover: refused as malformed, not a crash."""
+    data = msgspec.json.encode(genuine_answer(world, "dev-a"))
+    hostile = data.replace(b'"version":5', b'"version":5,"x":0.5', 1)
+    assert hostile != data
+    device = director_device(world, lambda _: hostile)
+    expect = Expect(
+        "director answer is malformed: not canonical JSON",
+        ReportCode.METADATA_ERROR,
+        build="2.0",
+        seen="attempt",
+    )
+    return Scenario(device, expect)
+
+
 def wrong_model_from_the_director(world: World) -> Scenario:
     """A genuinely signed answer for this device names another model's image."""
     publish(world.repo, "beta", "2.0")
@@ -420,6 +437,7 @@ ATTACKS: dict[str, Callable[[World], Scenario]] = {
     "wrong-model-director": wrong_model_from_the_director,
     "director-answer-of-another-device": replayed_from_another_device,
     "director-answer-replayed-older": replayed_older_answer,
+    "director-answer-not-canonical-json": impostor_answer_not_canonical_json,
 }
 
 
