@@ -34,7 +34,7 @@ from patchline.director.identity import create_director, director_root_path, dir
 from patchline.errors import AgentError
 from patchline.repository import Repository, refresh, rotate_key
 from patchline.wire.device_api import CheckInAnswer, ReportCode, ReportStatus, Slot
-from patchline.wire.director import Action, sign_decision
+from patchline.wire.director import Action, OfferedImage, OfferedRelease, sign_decision
 from patchline.wire.paths import consistent_name
 from tests.agent import conftest as agent_fixtures
 from tests.agent.conftest import snapshot_tree
@@ -329,13 +329,19 @@ def wrong_model_image(world: World) -> Scenario:
 # --- director answers ------------------------------------------------------------
 
 
-def director_device(world: World, answer_for: Callable[[str], CheckInAnswer | bytes]) -> DeviceDir:
+def director_device(
+    world: World, answer_for: Callable[[str], CheckInAnswer | bytes], build: str = "1.0"
+) -> DeviceDir:
     """A device enrolled as ``dev-a`` whose server is hostile and answers with
     ``answer_for("dev-a")``, and whose mirror is honest."""
     honest = world.start_host(world.repo.layout.public_dir)
     hostile = world.hostile_director(answer_for("dev-a"))
     device = world.new_device(
-        device_id="dev-a", credential="dev-a.secret", server_url=hostile.url, mirrors=[honest.url]
+        build=build,
+        device_id="dev-a",
+        credential="dev-a.secret",
+        server_url=hostile.url,
+        mirrors=[honest.url],
     )
     device.director_root.parent.mkdir(parents=True, exist_ok=True)
     device.director_root.write_bytes(director_root_path(world.repo.layout.home).read_bytes())
@@ -405,6 +411,20 @@ def impostor_answer_not_canonical_json(world: World) -> Scenario:
     return Scenario(device, expect)
 
 
+def downgrade_from_the_director(world: World) -> Scenario:
+    """A genuinely signed answer for this device, running 2.0, names the signed 1.0."""
+    old = world.repo.state().model("alpha").signed.targets["alpha/1.0/alpha-1.0.img"]
+    release = OfferedRelease(
+        "1.0", "2026-01-01", "security", OfferedImage(old.path, old.length, old.hashes["sha256"])
+    )
+    answer = genuine_answer(world, "dev-a", target=old, release=release)
+    device = director_device(world, lambda _: answer, build="2.0")
+    expect = Expect(
+        "build 1.0 is not newer than the running 2.0", ReportCode.DOWNGRADE, build="2.0"
+    )
+    return Scenario(device, expect)
+
+
 def wrong_model_from_the_director(world: World) -> Scenario:
     """A genuinely signed answer for this device names another model's image."""
     publish(world.repo, "beta", "2.0")
@@ -435,6 +455,7 @@ ATTACKS: dict[str, Callable[[World], Scenario]] = {
     "wrong-model-metadata": wrong_model_metadata,
     "wrong-model-image": wrong_model_image,
     "wrong-model-director": wrong_model_from_the_director,
+    "downgrade-from-the-director": downgrade_from_the_director,
     "director-answer-of-another-device": replayed_from_another_device,
     "director-answer-replayed-older": replayed_older_answer,
     "director-answer-not-canonical-json": impostor_answer_not_canonical_json,
