@@ -39,6 +39,8 @@ class Behaviour:
     cut_suffix: str = ""  # targets ending so: the body stops half way and the connection closes
     redirect_to: str = ""  # every request answered 302 to this base URL + the same path
     html: bool = False  # every request answered 200 with an HTML page (a captive portal)
+    endless_metadata: bool = False  # metadata files followed by junk that never ends
+    trickle_metadata: bool = False  # metadata sent one byte every 50 ms
 
 
 @dataclass
@@ -94,6 +96,24 @@ class RangeHost:
         handler.wfile.write(body)
         record.body_bytes = len(body)
 
+    def _endless(self, handler: BaseHTTPRequestHandler, data: bytes, record: Served) -> None:
+        """The file, then spaces until the client hangs up (no Content-Length)."""
+        record.status = 200
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.close_connection = True
+        junk = b" " * 65536
+        try:
+            handler.wfile.write(data)
+            record.body_bytes = len(data)
+            while record.body_bytes < 1 << 30:
+                handler.wfile.write(junk)
+                record.body_bytes += len(junk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
     def _get(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?", 1)[0]
         file = (self.directory / path.lstrip("/")).resolve()
@@ -109,6 +129,9 @@ class RangeHost:
             return
         data = file.read_bytes()
         is_target = path.startswith("/targets/")
+        if not is_target and self.behaviour.endless_metadata:
+            self._endless(handler, data, record)
+            return
         if is_target and self.behaviour.tamper:
             middle = len(data) // 2
             data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
@@ -135,7 +158,9 @@ class RangeHost:
                 record.body_bytes = len(body) // 2
                 handler.close_connection = True
                 return
-            if is_target and self.behaviour.trickle:
+            if (is_target and self.behaviour.trickle) or (
+                not is_target and self.behaviour.trickle_metadata
+            ):
                 for i in range(len(body)):
                     write(body[i : i + 1])
                     handler.wfile.flush()

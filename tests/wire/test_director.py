@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from securesystemslib.signer import CryptoSigner
-from tuf.api.metadata import Root, TargetFile
+from tuf.api.metadata import Metadata, Root, TargetFile
 
 from patchline.wire.director import (
     Action,
@@ -96,3 +96,23 @@ def test_director_and_image_must_agree_exactly() -> None:
     assert not agrees_with_image(TargetFile(1235, dict(image.hashes), image.path), image)
     assert not agrees_with_image(TargetFile(1234, {"sha256": "cd" * 32}, image.path), image)
     assert not agrees_with_image(TargetFile(1234, dict(image.hashes), "alpha/1.2/x.img"), image)
+
+
+@pytest.mark.parametrize("custom", [None, [], "dev-1", 7])
+def test_a_signed_target_whose_custom_fields_are_not_an_object_is_refused(
+    signer: CryptoSigner, director_root: Root, custom: object
+) -> None:
+    md = Metadata.from_bytes(answer(signer))
+    (target,) = md.signed.targets.values()
+    target.unrecognized_fields["custom"] = custom
+    md.sign(signer)
+    with pytest.raises(DirectorAnswerError, match="carries no custom fields"):
+        verify_decision(director_root, md.to_bytes(), device_id="dev-1", now=NOW)
+
+
+def test_an_answer_that_is_not_canonical_json_is_refused_as_malformed(
+    signer: CryptoSigner, director_root: Root
+) -> None:
+    data = answer(signer).replace(b'"version":5', b'"version":5,"x":0.5')
+    with pytest.raises(DirectorAnswerError, match="not canonical JSON"):
+        verify_decision(director_root, data, device_id="dev-1", now=NOW)

@@ -47,7 +47,7 @@ from patchline.errors import (
     SourceError,
 )
 from patchline.transport.device_api_client import DeviceApiClient
-from patchline.transport.fetcher import SourceFetcher
+from patchline.transport.fetcher import Pace, SourceFetcher
 from patchline.transport.http import http_pool
 from patchline.wire.device_api import CheckIn, Network, ReportCode, ReportStatus, SlotState
 from patchline.wire.director import DirectorDecision
@@ -134,7 +134,9 @@ class Agent:
             configured_mirrors=run.config.mirrors,
             last_mirrors=run.state.last_mirrors,
         )
-        fetcher = SourceFetcher(pool)
+        limits = run.config.limits
+        pace = Pace(limits.min_bytes_per_second, limits.grace_seconds, limits.deadline_seconds)
+        fetcher = SourceFetcher(pool, pace=pace, monotonic=self.monotonic)
         bootstrap = self.device.read_shipped_root()
         for source in sources:
             try:

@@ -21,6 +21,7 @@ from patchline.agent.sources import Source, SourceKind
 from patchline.errors import (
     MetadataRefusedError,
     NoBundleError,
+    SlowRetrievalError,
     SourceError,
     SourceUnreachableError,
 )
@@ -167,6 +168,8 @@ def explain_tuf_error(
             return SourceUnreachableError(reason.html_page(_WHO[source.kind]))
         case TufFailure.REDIRECT_LOOP | TufFailure.UNREACHABLE:
             return SourceUnreachableError(detail)
+        case TufFailure.SLOW:
+            return SlowRetrievalError(detail)
         case TufFailure.EXPIRED:
             clock = f"device clock {now:%Y-%m-%d %H:%M} UTC"
             return MetadataRefusedError(f"metadata expired {_expired_since(fetcher, now)}({clock})")

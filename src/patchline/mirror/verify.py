@@ -244,5 +244,5 @@ def explain_tuf_error(exc: Exception, source: MirrorSource, now: datetime) -> Mi
             return MirrorMetadataRefusedError(
                 f"{where} sends metadata longer than allowed ({detail})"
             )
-        case TufFailure.UNREACHABLE:
+        case TufFailure.UNREACHABLE | TufFailure.SLOW:
             return MirrorSourceUnreachableError(f"{where} is unreachable: {detail}")

@@ -30,6 +30,7 @@ from patchline.clock import Clock, SystemClock
 from patchline.errors import (
     ModelExistsError,
     RepositoryBusyError,
+    RepositoryError,
     RepositoryNotFoundError,
     SigningError,
 )
@@ -204,7 +205,21 @@ class Transaction:
         return self.state.delegated_role(role).threshold
 
     def commit(self) -> list[Path]:
-        """Sign every changed role and publish; return the files written, in order."""
+        """Sign every changed role and publish; return the files written, in order.
+
+        The timestamp is written last, so a write that fails (a full disk) leaves the
+        previous state served whole; raises RepositoryError saying so.
+        """
+        try:
+            return self._commit()
+        except OSError as exc:
+            raise RepositoryError(
+                f"the signed metadata could not be written ({exc.strerror or exc}); "
+                "the repository still serves its previous state",
+                hint="free space on the repository's disk, then publish again",
+            ) from exc
+
+    def _commit(self) -> list[Path]:
         delegated = [r for r in self._dirty if r not in TOP_LEVEL_ROLES]
         if delegated or "targets" in self._dirty:
             self._dirty.add("snapshot")

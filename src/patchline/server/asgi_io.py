@@ -62,10 +62,19 @@ async def send_bytes(
     await send({"type": "http.response.body", "body": body})
 
 
+#: How long a client is asked to wait after a 503 (the database or the writer is away).
+RETRY_AFTER_SECONDS = 10
+
+
 async def send_error(send: Send, status: int, message: str, hint: str | None = None) -> None:
-    """Send ``{"error": message, "hint": hint}`` with ``status``."""
+    """Send ``{"error": message, "hint": hint}`` with ``status``; a 401 names the Bearer
+    scheme, a 503 says when to try again (``Retry-After``)."""
     payload: dict[str, str] = {"error": message}
     if hint:
         payload["hint"] = hint
-    extra = [(b"www-authenticate", b"Bearer")] if status == 401 else None
+    extra = None
+    if status == 401:
+        extra = [(b"www-authenticate", b"Bearer")]
+    elif status == 503:
+        extra = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
     await send_bytes(send, status, msgspec.json.encode(payload), extra)

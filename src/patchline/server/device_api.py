@@ -64,6 +64,10 @@ _ENCODER = msgspec.json.Encoder()
 _BAD_CREDENTIAL = "unknown device or wrong credential"
 
 
+class _RegistryUnavailableError(Exception):
+    """The devices could not be read (the database is away): 503, not 401."""
+
+
 class DeviceApi:
     """ASGI app for ``/v1/*``."""
 
@@ -100,7 +104,11 @@ class DeviceApi:
     async def _signed_in(self, scope: Scope, send: Send) -> DeviceEntry | None:
         """The device whose credential the request carries; else None, 401 sent (saying
         so when the device was decommissioned)."""
-        entry = await self._device(scope)
+        try:
+            entry = await self._device(scope)
+        except _RegistryUnavailableError:
+            await send_error(send, 503, "the device registry is unavailable; try again shortly")
+            return None
         if entry is None:
             await send_error(send, 401, _BAD_CREDENTIAL, "enroll again if the device was reset")
             return None
@@ -124,14 +132,18 @@ class DeviceApi:
             entry = await self.rt.devices.get(device_id)
         except Exception:
             log.exception("could not load device %s", device_id)
-            return None
+            raise _RegistryUnavailableError from None
         if entry is None:
             return None
         if not secret_matches(secret, entry.credential_hash):
             # Re-enrolled through another process? Look again, now and then.
-            entry = await self.rt.devices.reload(
-                entry, older_than=self.rt.settings.credential_recheck_seconds
-            )
+            try:
+                entry = await self.rt.devices.reload(
+                    entry, older_than=self.rt.settings.credential_recheck_seconds
+                )
+            except Exception:
+                log.exception("could not reload device %s", device_id)
+                raise _RegistryUnavailableError from None
             if entry is None or not secret_matches(secret, entry.credential_hash):
                 return None
         return entry

@@ -6,13 +6,17 @@ only regular files are read (``patchline.transport.card``). Over HTTP up to
 ``MAX_REDIRECTS`` redirects are followed (a mirror behind a CDN; every byte is verified
 against signed metadata, so where it came from does not matter), and an HTML page is
 refused as what it is. The last metadata file fetched is remembered, so that an error
-can say when the refused metadata expired. ``CountingFetcher`` also records every file
+can say when the refused metadata expired. Given a ``Pace``, a metadata file that
+arrives slower than its minimum throughput or past its deadline is refused as slow
+retrieval (a host trickling bytes just inside the read timeout would otherwise hold the
+client for as long as it likes). ``CountingFetcher`` also records every file
 it transferred whole (a mirror's sync counts them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import FileIO
 from pathlib import Path
@@ -51,18 +55,54 @@ class NotMetadataError(DownloadError):
         self.content_type = content_type
 
 
+class SlowMetadataError(TufSlowRetrievalError):
+    """A metadata file arrived below the minimum throughput or past its deadline."""
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How slowly one metadata file may arrive: after ``grace_seconds``, at least
+    ``min_bytes_per_second`` on average, and the whole of it within ``deadline_seconds``."""
+
+    min_bytes_per_second: int
+    grace_seconds: float
+    deadline_seconds: float
+
+    def check(self, received: int, elapsed: float) -> None:
+        """Raise SlowMetadataError when ``received`` bytes in ``elapsed`` seconds is too
+        slow."""
+        if elapsed > self.deadline_seconds:
+            raise SlowMetadataError(
+                f"metadata did not arrive within {self.deadline_seconds:.0f} s "
+                f"({received:,} bytes; slow retrieval)"
+            )
+        if elapsed > self.grace_seconds and received / elapsed < self.min_bytes_per_second:
+            raise SlowMetadataError(
+                f"the source sends metadata at {received / elapsed:,.0f} bytes/s, below the "
+                f"minimum of {self.min_bytes_per_second:,} (slow retrieval)"
+            )
+
+
 class SourceFetcher(FetcherInterface):
     """ngclient fetcher for ``file://`` folders and ``http(s)://`` hosts."""
 
-    def __init__(self, pool: urllib3.PoolManager, card: Path | None = None) -> None:
+    def __init__(
+        self,
+        pool: urllib3.PoolManager,
+        card: Path | None = None,
+        pace: Pace | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._pool = pool
         self._card = card
+        self._pace = pace
+        self._monotonic = monotonic
         #: (url, bytes) of the last complete small file fetched, for error messages.
         self.last_fetched: tuple[str, bytes] | None = None
 
     def on_card(self, card: Path) -> SourceFetcher:
         """A fetcher on the same pool reading the card folder ``card`` (links refused)."""
-        return SourceFetcher(self._pool, card.absolute())
+        return SourceFetcher(self._pool, card.absolute(), self._pace, self._monotonic)
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         if url.startswith("file:"):
@@ -84,7 +124,7 @@ class SourceFetcher(FetcherInterface):
         if content_type.split(";", 1)[0].strip().lower() in _HTML:
             discard(response)
             raise NotMetadataError(url, content_type)
-        return self._remember(url, self._stream(response))
+        return self._remember(url, self._stream(response, self._pace, self._monotonic))
 
     def _from_folder(self, url: str) -> Iterator[bytes]:
         path = file_url_path(url)
@@ -101,10 +141,19 @@ class SourceFetcher(FetcherInterface):
         return _read_chunks(handle)
 
     @staticmethod
-    def _stream(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    def _stream(
+        response: urllib3.BaseHTTPResponse, pace: Pace | None, monotonic: Callable[[], float]
+    ) -> Iterator[bytes]:
         complete = False
+        started = monotonic()
+        received = 0
         try:
-            yield from response.stream(CHUNK)
+            # read1 returns whatever has arrived, so the pace is judged as bytes trickle in.
+            while chunk := response.read1(CHUNK):
+                received += len(chunk)
+                if pace is not None:
+                    pace.check(received, monotonic() - started)
+                yield chunk
             complete = True
         except urllib3.exceptions.TimeoutError as exc:
             raise TufSlowRetrievalError("timed out between bytes") from exc

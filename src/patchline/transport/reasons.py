@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from tuf.api import exceptions as tuf_errors
 
-from patchline.transport.fetcher import NotMetadataError, RedirectLoopError
+from patchline.transport.fetcher import NotMetadataError, RedirectLoopError, SlowMetadataError
 
 
 class TufFailure(enum.Enum):
@@ -26,6 +26,7 @@ class TufFailure(enum.Enum):
     REFUSED = "metadata refused for another reason"
     HTTP_STATUS = "an HTTP error status"
     TOO_LONG = "metadata longer than allowed"
+    SLOW = "metadata sent too slowly (slow retrieval)"
     UNREACHABLE = "a network failure"
 
 
@@ -61,6 +62,7 @@ def classify_tuf_error(exc: BaseException) -> TufReason:
 #: Checked in order: subclasses before the classes they refine.
 _BY_TYPE: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], TufFailure], ...] = (
     (RedirectLoopError, TufFailure.REDIRECT_LOOP),
+    (SlowMetadataError, TufFailure.SLOW),
     (tuf_errors.ExpiredMetadataError, TufFailure.EXPIRED),
     (
         (tuf_errors.BadVersionNumberError, tuf_errors.EqualVersionNumberError),

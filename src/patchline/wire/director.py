@@ -21,6 +21,7 @@ from typing import Any
 from securesystemslib.signer import Signer
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata, Root, TargetFile, Targets
+from tuf.api.serialization import SerializationError
 
 from patchline.errors import PatchlineError
 
@@ -177,7 +178,11 @@ def verify_decision(
     if not isinstance(md.signed, Targets):
         raise DirectorAnswerError("director answer is not targets metadata")
     try:
-        director_root.verify_delegate("targets", md.signed_bytes, md.signatures)
+        signed_bytes = md.signed_bytes
+    except SerializationError:  # e.g. a float: not canonical JSON, so signed by no one
+        raise DirectorAnswerError("director answer is malformed: not canonical JSON") from None
+    try:
+        director_root.verify_delegate("targets", signed_bytes, md.signatures)
     except UnsignedMetadataError:
         raise DirectorAnswerError(
             "director answer is not signed by the director's key",
@@ -214,10 +219,13 @@ def verify_decision(
         if len(signed.targets) != 1:
             raise DirectorAnswerError("an install answer must name exactly one target")
         target = next(iter(signed.targets.values()))
-        if target.custom.get("device_id") != device_id:
+        custom = target.unrecognized_fields.get("custom")
+        if not isinstance(custom, dict):
+            raise DirectorAnswerError("the target in the director answer carries no custom fields")
+        if custom.get("device_id") != device_id:
             raise DirectorAnswerError("the target in the director answer names another device")
-        if "release" in target.custom:
-            release = OfferedRelease.from_json(target.custom["release"])
+        if "release" in custom:
+            release = OfferedRelease.from_json(custom["release"])
     reasons = body.get("reasons")
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         raise DirectorAnswerError("director answer reasons are malformed")

@@ -1,0 +1,124 @@
+"""PostgreSQL away under load (the server reaches it through a TCP proxy that is cut,
+then restored; the real database server is never touched): the device API answers
+503 with Retry-After -- never 401, never a 5xx of another kind -- and, once the
+database is back, the same server process takes reports and check-ins again by
+itself; every report is stored once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+
+from patchline.director.identity import create_director
+from patchline.repository import Repository
+from patchline.store.db import Base, Database
+from patchline.store.models import InstallReport
+from patchline.wire.device_api import Report, ReportBatch, ReportStatus
+from tests.conftest import publish
+from tests.faults.tcp_proxy import TcpProxy
+from tests.server.conftest import RunningServer, make_token, start_server, stop_server
+from tests.server.test_device_flow import ALLOW_ALL, check_in, enroll
+
+
+@pytest.fixture
+def proxied_postgres(postgres_server_url: str) -> Iterator[tuple[str, TcpProxy]]:
+    """The test database, emptied, and its URL through a proxy that can be cut."""
+    db = Database.connect(postgres_server_url)
+    with db.engine.begin() as conn:
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.dispose()
+    url = make_url(postgres_server_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    yield url.set(port=proxy.port).render_as_string(hide_password=False), proxy
+    proxy.cut()
+
+
+def a_report() -> tuple[str, bytes]:
+    report = Report(
+        report_id=str(uuid.uuid4()),
+        target="alpha/1.0/alpha-1.0.img",
+        build="1.0",
+        status=ReportStatus.DOWNLOADING,
+        at=datetime.now(UTC).isoformat(),
+    )
+    return report.report_id, msgspec.json.encode(ReportBatch(reports=[report]))
+
+
+@pytest.mark.postgres
+@pytest.mark.long
+def test_with_the_database_away_devices_get_503_with_retry_after_and_it_recovers_by_itself(
+    repo: Repository,
+    proxied_postgres: tuple[str, TcpProxy],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, proxy = proxied_postgres
+    create_director(repo)
+    publish(repo, "alpha", "1.0")
+    home = repo.layout.home
+    process = start_server(home, url)
+    try:
+        token = make_token(home, url, "admin", "admin", capsys)
+        server = RunningServer(
+            f"http://127.0.0.1:{process.port}",  # type: ignore[attr-defined]
+            home,
+            url,
+            process,
+            token,
+        )
+        assert server.api().post("/api/policies", json=ALLOW_ALL).status_code == 201
+        credentials = [enroll(server, f"SN-DB{i}")[1] for i in range(3)]
+        for credential in credentials:
+            assert check_in(server, credential).status_code == 200
+        stored: set[str] = set()
+        kept: list[tuple[str, str, bytes]] = []  # (credential, report id, body) to send again
+
+        proxy.cut()
+        statuses: list[int] = []
+        for credential in [*credentials, f"{uuid.uuid4().hex}.not-cached"] * 3:
+            report_id, body = a_report()
+            with server.client(credential) as client:
+                answer = client.post("/v1/reports", content=body)
+            statuses.append(answer.status_code)
+            if answer.status_code == 200:
+                stored.add(report_id)
+            elif answer.status_code == 503:
+                assert int(answer.headers["Retry-After"]) > 0
+                if not credential.endswith("not-cached"):
+                    kept.append((credential, report_id, body))
+        assert 503 in statuses
+        assert set(statuses) <= {200, 503}, statuses
+        assert process.poll() is None
+
+        proxy.open()
+        deadline = time.monotonic() + 60
+        while kept:
+            assert time.monotonic() < deadline, "the server did not recover by itself"
+            credential, report_id, body = kept[0]
+            with server.client(credential) as client:
+                answer = client.post("/v1/reports", content=body)
+            if answer.status_code == 200:
+                stored.add(report_id)
+                kept.pop(0)
+            else:
+                assert answer.status_code == 503, answer.text
+                time.sleep(0.5)
+        for credential in credentials:
+            assert check_in(server, credential).status_code == 200
+        db = Database.connect(url)
+        with db.transaction() as session:
+            in_database = set(session.scalars(select(InstallReport.report_id)))
+        db.dispose()
+        assert stored == in_database
+        assert server.api().get("/api/audit/verify").json()["ok"] is True
+    finally:
+        stop_server(process)
