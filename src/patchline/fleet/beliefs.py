@@ -25,6 +25,7 @@ _BUILD_FAILURES = {
     ReportCode.HEALTH_CHECK_FAILED: "failed its health check",
     ReportCode.BOOT_FAILED: "failed to boot",
     ReportCode.DEVICE_CORRUPTED: "left the device corrupted",
+    ReportCode.INSTALL_FAILED: "failed to install",
 }
 
 

@@ -24,6 +24,7 @@ from patchline.server.api import ROUTERS
 from patchline.server.api_guard import ApiGuard
 from patchline.server.asgi_io import Receive, Scope, Send
 from patchline.server.config import ServerTuning
+from patchline.server.ddi_api import DdiApi
 from patchline.server.device_api import DeviceApi
 from patchline.server.devices_cache import DeviceLoader
 from patchline.server.docs_ui import add_docs
@@ -83,12 +84,14 @@ def build_runtime(
 
 
 class PatchlineApp:
-    """ASGI entry: ``/v1/*`` goes to the device API, ``/api/*`` through the guard (sign-in,
+    """ASGI entry: ``/v1/*`` goes to the device API, ``/TENANT/controller/v1/*`` to the
+    hawkBit DDI API, ``/api/*`` through the guard (sign-in,
     rate limits, body size) to FastAPI, everything else to FastAPI directly."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.devices = DeviceApi(runtime)
+        self.ddi = DdiApi(runtime)
         self.management = _management_app(runtime)
         self.guarded = ApiGuard(self.management, runtime)
 
@@ -96,6 +99,9 @@ class PatchlineApp:
         """Dispatch one ASGI event."""
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             await self.devices(scope, receive, send)
+            return
+        if scope["type"] == "http" and DdiApi.handles(scope["path"]):
+            await self.ddi(scope, receive, send)
             return
         if scope["type"] == "http" and (scope["path"] + "/").startswith("/api/"):
             await self.guarded(scope, receive, send)
