@@ -27,6 +27,7 @@ from tests.conftest import image_bytes, open_repo
 from tests.server.conftest import make_token, start_server, stop_server
 
 TENANT = "DEFAULT"
+GATEWAY_TOKEN = "gateway-token-0123456789"
 ALLOW_ALL = {"id": "normal", "title": "Normal operations", "effect": "allow", "priority": 10}
 
 
@@ -77,7 +78,7 @@ class DdiServer:
     def publish_swu(
         self,
         build: str,
-        partition: Path,
+        partition: Path | str,
         spl: str = "2026-02-01",
         update_class: UpdateClass = UpdateClass.SECURITY,
     ) -> tuple[bytes, str]:
@@ -135,7 +136,8 @@ def ddi_server(
     """The repository with a director, served with the DDI API polling every second."""
     create_director(repo)
     home = repo.layout.home
-    process = start_server(home, database_url, env={"PATCHLINE_DDI_POLL_SECONDS": "1"})
+    env = {"PATCHLINE_DDI_POLL_SECONDS": "1", "PATCHLINE_DDI_GATEWAY_TOKEN": GATEWAY_TOKEN}
+    process = start_server(home, database_url, env=env)
     token = make_token(home, database_url, "admin", "admin", capsys)
     cert, key = write_test_certificate(home.parent / "maker", "Test maker")
     yield DdiServer(

@@ -5,6 +5,7 @@ delivery in its audit chain under the rule that allowed it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -131,3 +132,76 @@ def test_swupdate_installs_a_signed_swu_and_the_chain_holds_it_under_its_rule(
         assert main(["--home", str(server.home), "audit", "verify"]) == 0
     finally:
         del os.environ["PATCHLINE_DATABASE_URL"]
+
+
+def test_a_rule_forbidding_the_release_offers_swupdate_nothing_and_names_the_rule(
+    ddi_server: DdiServer, tmp_path: Path, swupdates: list[SwUpdate]
+) -> None:
+    server = ddi_server
+    api = server.api()
+    assert api.post("/api/policies", json=ALLOW_ALL).status_code == 201
+    hold = {"id": "hold-alpha", "effect": "block", "priority": 20, "models": ["alpha"]}
+    assert api.post("/api/policies", json=hold).status_code == 201
+    partition = tmp_path / "partition-b.img"
+    partition.write_bytes(b"\0" * (96 * 1024))
+    server.publish_swu("1.1", partition)
+    server.enroll("ctl-2", TOKEN, "SN-2")
+
+    agent = SwUpdate(server, tmp_path / "swupdate", "ctl-2", TOKEN)
+    swupdates.append(agent)
+    agent.start()
+    wait_for("two polls", lambda: agent.output().count("No pending action on server") >= 2, agent)
+    assert partition.read_bytes() == b"\0" * (96 * 1024)
+    assert "deploymentBase" not in agent.output()
+    device = server.device("ctl-2")
+    assert device["build"] == "1.0"
+    assert device["install_state"] is None
+    explained = api.get("/api/devices/ctl-2/explain").json()
+    assert explained["decision"]["action"] == "none"
+    assert "hold-alpha" in " ".join(explained["decision"]["reasons"])
+    decisions = [r for r in server.audit("ctl-2") if r["kind"] == "decision"]
+    assert decisions[-1]["payload"]["action"] == "none"
+    assert "hold-alpha" in " ".join(decisions[-1]["payload"]["reasons"])
+    poll = server.controller("ctl-2", TOKEN).get("").json()
+    assert "deploymentBase" not in poll["_links"]
+    assert "hold-alpha" in " ".join(poll["patchline"]["reasons"])
+
+
+def test_a_failed_install_is_reported_failed_and_halts_the_rollout_by_its_failure_brake(
+    ddi_server: DdiServer, tmp_path: Path, swupdates: list[SwUpdate]
+) -> None:
+    server = ddi_server
+    api = server.api()
+    assert api.post("/api/policies", json=ALLOW_ALL).status_code == 201
+    # The raw handler cannot open a partition that does not exist: the install fails.
+    server.publish_swu("1.1", tmp_path / "no-such-dir" / "partition-b.img")
+    rollout = {
+        "model": "alpha",
+        "build": "1.1",
+        "phases": [{"percent": 100, "soak_hours": 1}],
+        "brakes": {"min_installs": 1, "max_failure_rate": 0.05},
+    }
+    created = api.post("/api/rollouts", json=rollout)
+    assert created.status_code == 201, created.text
+    server.enroll("ctl-3", TOKEN, "SN-3")
+
+    agent = SwUpdate(server, tmp_path / "swupdate", "ctl-3", TOKEN)
+    swupdates.append(agent)
+    agent.start()
+    device = wait_for(
+        "the failure report",
+        lambda: (d := server.device("ctl-3"))["install_state"] == "failed" and d,
+        agent,
+    )
+    assert device["build"] == "1.0"
+    failed = [r for r in device["reports"] if r["status"] == "failed"]
+    assert failed
+    assert failed[0]["code"] == "install-failed"
+    halted = wait_for(
+        "the rollout halted",
+        lambda: (r := api.get("/api/rollouts/R-1").json())["state"] == "halted" and r,
+        agent,
+    )
+    assert "failure" in json.dumps(halted["history"])
+    facts = api.get("/api/devices/ctl-3/facts").json()
+    assert [f["build"] for f in facts["failed_builds"]] == ["1.1"]

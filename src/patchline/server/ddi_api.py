@@ -289,8 +289,8 @@ class DdiApi:
         digest: str,
         claimed_region: str | None = None,
     ) -> bool:
-        """Record the poll as a check-in (the decision, when it changed, durably before
-        the device hears of it); False when it could not be recorded."""
+        """Record the poll as a check-in (the decision when it changed, and a claimed
+        region, durably before the device hears back); False when it could not be."""
         rt = self.rt
         now = rt.clock.now()
         rt.metrics.checkin_counter(decision.action.value).inc()
@@ -321,7 +321,7 @@ class DdiApi:
         )
         if trust and claimed_region:
             entry.region = claimed_region
-        if changed:
+        if changed or claimed_region is not None:
             loop = asyncio.get_running_loop()
             write.waiter = Waiter(loop, loop.create_future())
             rt.writer.submit(write)
