@@ -6,6 +6,7 @@ as claims."""
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,35 @@ def test_deployment_ranged_download_feedback_and_config_data(
     assert facts["region_claim_flagged_at"] is not None
     attributes = [r for r in server.audit("ctl-a") if r["kind"] == "device-attributes"]
     assert attributes[-1]["payload"]["attributes"]["hwRevision"] == "2"
+
+
+def test_an_install_the_server_withdraws_is_cancelled_and_not_counted_as_a_failure(
+    ddi_server: DdiServer, tmp_path: Path
+) -> None:
+    server = ddi_server
+    _ready(server, tmp_path)
+    a = server.controller("ctl-a", TOKEN_A)
+    offered = a.get("").json()["_links"]["deploymentBase"]["href"]
+    action = offered.rsplit("/", 1)[1]
+    hold = {"id": "hold-alpha", "effect": "block", "priority": 20, "models": ["alpha"]}
+    assert server.api().post("/api/policies", json=hold).status_code == 201
+    deadline = time.monotonic() + 20
+    links: dict[str, Any] = {}
+    while time.monotonic() < deadline and "cancelAction" not in links:
+        time.sleep(0.2)
+        links = a.get("").json()["_links"]
+    assert links["cancelAction"]["href"].endswith(f"/cancelAction/{action}")
+    assert "deploymentBase" not in links
+    assert a.get(f"/cancelAction/{action}").json() == {
+        "id": action,
+        "cancelAction": {"stopId": action},
+    }
+    assert a.get(f"/deploymentBase/{action}").status_code == 404
+    assert a.get("/cancelAction/12345").status_code == 404
+    ack = _feedback("closed", "success", details=["cancellation acknowledged."])
+    assert a.post(f"/cancelAction/{action}/feedback", json=ack).status_code == 200
+    assert server.device("ctl-a")["install_state"] == "canceled"
+    assert "cancelAction" not in a.get("").json()["_links"]
+    assert [r["payload"]["state"] for r in server.audit("ctl-a") if r["kind"] == "cancel"] == [
+        "canceled"
+    ]

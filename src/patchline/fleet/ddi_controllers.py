@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from patchline.audit import AuditRecord, append
 from patchline.errors import NotFoundError, UsageError
 from patchline.fleet.credentials import hash_secret
+from patchline.fleet.reconcile import IN_FLIGHT
 from patchline.store.models import Device
 from patchline.wire.ddi import AttributeMode
 
@@ -165,3 +166,24 @@ def record_attributes(
             ],
         )
     return after
+
+
+#: The install state of an install the server withdrew and the device stopped.
+CANCELED = "canceled"
+
+
+def cancel_install(
+    session: Session, device_id: str, target: str, detail: str, now: datetime
+) -> bool:
+    """Record that the device stopped the install of ``target`` the server withdrew (a
+    rule, a yank, a halted rollout): its install state becomes ``canceled``, which no
+    rollout counts as a failure, and the audit chain says so. False (nothing changed)
+    when that install is not under way on the device."""
+    row = session.get(Device, device_id, with_for_update=True)
+    if row is None or row.assigned_target != target or row.install_state not in IN_FLIGHT:
+        return False
+    row.install_state = CANCELED
+    row.install_state_at = now
+    payload = {"state": CANCELED, "target": target, "build": row.assigned_build, "detail": detail}
+    append(session, [AuditRecord(now, "cancel", f"device:{device_id}", device_id, payload)])
+    return True

@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from patchline.bounded_cache import BoundedCache
 from patchline.fleet.beliefs import failure_of, failure_sentence
-from patchline.fleet.ddi_controllers import CONTROLLER_ID, record_attributes
+from patchline.fleet.ddi_controllers import CONTROLLER_ID, cancel_install, record_attributes
 from patchline.fleet.reconcile import IN_FLIGHT
 from patchline.policy.decide import Action as DecisionAction
 from patchline.policy.decide import Decision
@@ -455,29 +455,34 @@ class DdiApi:
         self, resource: str, entry: DeviceEntry, number: int, body: bytes, send: Send
     ) -> None:
         """Take feedback on an action as an install report (reconciled, audited and
-        counted by rollout brakes); a cancel acknowledged closes the install."""
+        counted by rollout brakes); a cancel acknowledged (closed) marks the install
+        canceled, which no brake counts as a failure."""
         feedback = _FEEDBACK.decode(body)
         row = await self._state(entry, send)
         if row is None:
+            return
+        status = feedback.status
+        detail = "; ".join(status.details)[:4000]
+        if resource == "cancelAction":
+            withdrawn = row.assigned_target
+            if withdrawn is None or action_id(entry.device_id, withdrawn) != number:
+                await send_error(send, 404, f"no action {number} to cancel")
+                return
+            closed = status.execution is Execution.CLOSED
+            if closed and not await self._cancel(entry, withdrawn, detail):
+                await send_error(send, 503, "feedback not stored; send it again")
+                return
+            await send_bytes(send, 200, b"{}")
             return
         release = self._action_release(entry, row, number)
         if release is None:
             await send_error(send, 404, f"no action {number} for this controller")
             return
-        status = feedback.status
-        detail = "; ".join(status.details)[:4000]
-        if resource == "cancelAction":
-            report_status, code = ReportStatus.FAILED, ReportCode.NOT_ELIGIBLE
-            if status.execution is not Execution.CLOSED:
-                await send_bytes(send, 200, b"{}")
-                return
-            detail = f"cancelled on the server's request: {detail}"
-        else:
-            mapped = _report_status(status.execution, status.result.finished)
-            if mapped is None:
-                await send_bytes(send, 200, b"{}")
-                return
-            report_status, code = mapped
+        mapped = _report_status(status.execution, status.result.finished)
+        if mapped is None:
+            await send_bytes(send, 200, b"{}")
+            return
+        report_status, code = mapped
         progress = status.result.progress
         seed = (
             f"{entry.device_id}/{number}/{resource}/{status.execution}/"
@@ -509,6 +514,20 @@ class DdiApi:
             sentence = failure_sentence(release.build, what, now.date().isoformat())
             entry.failed_builds.setdefault(release.build, sentence)
         await send_bytes(send, 200, b"{}")
+
+    async def _cancel(self, entry: DeviceEntry, target: str, detail: str) -> bool:
+        now = self.rt.clock.now()
+
+        def store() -> None:
+            with self.rt.db.transaction() as session:
+                cancel_install(session, entry.device_id, target, detail, now)
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, store)
+        except Exception:
+            log.exception("could not record the cancel of %s", entry.device_id)
+            return False
+        return True
 
     def _action_release(
         self, entry: DeviceEntry, row: ControllerRow, number: int
