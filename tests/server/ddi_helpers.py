@@ -92,11 +92,22 @@ class DdiServer:
         build_swu(
             SwuSpec(image=raw, version=build, device=str(partition)), swu_file, self.key, self.cert
         )
+        self.publish_file(build, swu_file, spl, update_class)
+        return raw.read_bytes(), f"alpha/{build}/alpha-{build}.swu"
+
+    def publish_file(
+        self,
+        build: str,
+        image: Path,
+        spl: str = "2026-02-01",
+        update_class: UpdateClass = UpdateClass.SECURITY,
+    ) -> None:
+        """Publish ``image`` as alpha ``build`` and sync it into the server."""
         repo: Repository = open_repo(self.home, FixedClock(SystemClock().now()))
         add_release(
             repo,
             ReleaseRequest(
-                image=swu_file,
+                image=image,
                 model="alpha",
                 build=build,
                 security_patch_level=date.fromisoformat(spl),
@@ -105,7 +116,6 @@ class DdiServer:
         )
         response = self.api().post("/api/releases/sync")
         assert response.status_code == 200, response.text
-        return raw.read_bytes(), f"alpha/{build}/alpha-{build}.swu"
 
     def audit(self, subject: str) -> list[dict[str, Any]]:
         """The audit records about ``subject``, oldest first, payloads decoded."""
