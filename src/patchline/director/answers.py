@@ -23,7 +23,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from patchline.bounded_cache import BoundedCache
 from patchline.director.catalog import Catalog
-from patchline.director.rollout_gate import Subject
+from patchline.director.rollout_gate import COMPLETED, Subject
 from patchline.policy.decide import Action as DecisionAction
 from patchline.policy.decide import Decision, cohort_key, decide, decision_digest
 from patchline.policy.evaluate import phone_ready
@@ -101,6 +101,7 @@ class Director:
         failed_builds: Mapping[str, str] | None = None,
         device_id: str | None = None,
         carrier: str = "",
+        unidentified: bool = False,
     ) -> tuple[Decision, str]:
         """The decision for a device in this state today, and its digest.
 
@@ -123,6 +124,10 @@ class Director:
         the reasons say which rollout held what back (or that the device is in it). A
         rollout with a stepping stone that reaches a device on an older build holds back
         every release newer than the stone, so the device is offered the stone first.
+
+        With ``unidentified`` (a device that is not enrolled, e.g. one reading an update
+        feed), no release under a rollout not completed is offered: a rollout's phases
+        and selection are for enrolled devices, so the release is held back, saying so.
         """
         day = now.date()
         key = (
@@ -178,12 +183,19 @@ class Director:
 
         result = decided(frozenset())
         rollouts = self.catalog.rollouts
-        if device_id is None or not rollouts:
+        if not rollouts or (device_id is None and not unidentified):
             return result
         held: set[str] = set()
         notes: list[str] = []
-        subject = Subject(device_id, region, carrier, deployed_on, build, patch_level)
-        while result[0].release is not None:
+        while unidentified and result[0].release is not None:
+            view = rollouts.get((model, result[0].release.build))
+            if view is None or view.state == COMPLETED:
+                break
+            notes.append(f"{view.name} reaches enrolled devices only: not offered here")
+            held.add(result[0].release.target_path)
+            result = decided(frozenset(held))
+        subject = Subject(device_id or "", region, carrier, deployed_on, build, patch_level)
+        while device_id is not None and result[0].release is not None:
             release = result[0].release
             view = rollouts.get((model, release.build))
             if view is None:
