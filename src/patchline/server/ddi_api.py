@@ -82,14 +82,6 @@ _REGION = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,15}$")
 _REPORTS = uuid.UUID("6b0f5b52-3f0e-4a43-9d7c-2b8f1c4f7e11")
 _CHUNK = 256 * 1024
 _NOT_FOUND = "no such controller, or wrong token"
-#: Feedback steps before the end of an install: the device is on its way.
-_UNDER_WAY = {
-    Execution.PROCEEDING,
-    Execution.SCHEDULED,
-    Execution.RESUMED,
-    Execution.DOWNLOADED,
-    Execution.DOWNLOAD,
-}
 _ANY_SPACE = 2**62
 
 
@@ -462,14 +454,22 @@ class DdiApi:
         if row is None:
             return
         status = feedback.status
-        detail = "; ".join(status.details)[:4000]
+        detail = "; ".join(status.details)
+        if status.code is not None:
+            detail = f"{detail}; device code {status.code}" if detail else f"code {status.code}"
+        detail = detail[:4000]
         if resource == "cancelAction":
             withdrawn = row.assigned_target
             if withdrawn is None or action_id(entry.device_id, withdrawn) != number:
                 await send_error(send, 404, f"no action {number} to cancel")
                 return
-            closed = status.execution is Execution.CLOSED
-            if closed and not await self._cancel(entry, withdrawn, detail):
+            # hawkBit: closed (not failed) confirms the cancel; anything else leaves the
+            # install as it was.
+            confirmed = (
+                status.execution is Execution.CLOSED
+                and status.result.finished is not Finished.FAILURE
+            )
+            if confirmed and not await self._cancel(entry, withdrawn, detail):
                 await send_error(send, 503, "feedback not stored; send it again")
                 return
             await send_bytes(send, 200, b"{}")
@@ -479,10 +479,15 @@ class DdiApi:
             await send_error(send, 404, f"no action {number} for this controller")
             return
         mapped = _report_status(status.execution, status.result.finished)
-        if mapped is None:
+        if mapped is None:  # canceled: the device confirms a cancel
+            if not await self._cancel(entry, release.target_path, detail):
+                await send_error(send, 503, "feedback not stored; send it again")
+                return
             await send_bytes(send, 200, b"{}")
             return
         report_status, code = mapped
+        if status.execution is not Execution.CLOSED:
+            detail = f"{status.execution.value}: {detail}" if detail else status.execution.value
         progress = status.result.progress
         seed = (
             f"{entry.device_id}/{number}/{resource}/{status.execution}/"
@@ -625,22 +630,17 @@ def _token_matches(token: str, stored: bytes) -> bool:
 def _report_status(
     execution: Execution, finished: Finished
 ) -> tuple[ReportStatus, ReportCode] | None:
-    """The install report a feedback stands for; None for one that reports nothing."""
+    """The install report a deployment feedback stands for, as hawkBit reads it: closed
+    is the end (failure: failed; success or none: finished), anything else but canceled
+    an install under way (rejected included: hawkBit keeps the action open); None for
+    canceled, which confirms a cancel."""
     if execution is Execution.CLOSED:
-        if finished is Finished.SUCCESS:
-            return ReportStatus.BOOTED_HEALTHY, ReportCode.NONE
         if finished is Finished.FAILURE:
             return ReportStatus.FAILED, ReportCode.INSTALL_FAILED
-        return None
-    if execution is Execution.REJECTED:
-        return ReportStatus.FAILED, ReportCode.NOT_ELIGIBLE
+        return ReportStatus.BOOTED_HEALTHY, ReportCode.NONE
     if execution is Execution.CANCELED:
-        return ReportStatus.FAILED, ReportCode.NONE
-    if execution in _UNDER_WAY:
-        if finished is Finished.FAILURE:
-            return ReportStatus.FAILED, ReportCode.INSTALL_FAILED
-        return ReportStatus.DOWNLOADING, ReportCode.NONE
-    return None
+        return None
+    return ReportStatus.DOWNLOADING, ReportCode.NONE
 
 
 def _sha1_md5(path: Path) -> tuple[str, str]:

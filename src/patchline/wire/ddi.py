@@ -63,6 +63,8 @@ class Status(msgspec.Struct):
     details: Annotated[list[Detail], msgspec.Meta(max_length=100)] = msgspec.field(
         default_factory=list
     )
+    #: A device-specific status code (hawkBit keeps it with the action's messages).
+    code: int | None = None
 
 
 class Feedback(msgspec.Struct):
