@@ -66,6 +66,21 @@ def test_wrong_tokens_get_401_and_change_nothing(ddi_server: DdiServer, tmp_path
         assert response.status_code == 401
     assert _state(server, "ctl-a") == before
     assert httpx.get(f"{server.url}/OTHER/controller/v1/ctl-a").status_code == 404
+    a = server.controller("ctl-a", TOKEN_A)
+    for path, method, body, status in (
+        ("/deploymentBase/1/feedback", "POST", b"{not json", 400),
+        ("/deploymentBase/1/feedback", "POST", b'{"status": {"execution": "done"}}', 400),
+        ("/configData", "PUT", b'{"data": {"a": 1}}', 400),
+        ("/configData", "PUT", b"x" * 70_000, 413),
+        ("/configData", "GET", b"", 405),
+        ("/deploymentBase/1/feedback", "GET", b"", 405),
+        ("/deploymentBase/abc", "GET", b"", 404),
+        ("/somethingElse", "GET", b"", 404),
+        ("/softwaremodules/1/artifacts/x.swu", "GET", b"", 404),
+    ):
+        response = a.request(method, path, content=body)
+        assert response.status_code == status, (path, response.text)
+    assert _state(server, "ctl-a") == before
     gateway = {"Authorization": f"GatewayToken {GATEWAY_TOKEN}"}
     assert httpx.get(base, headers=gateway).status_code == 200
 
@@ -164,6 +179,7 @@ def test_deployment_ranged_download_feedback_and_config_data(
     assert facts["region"] == "DE"  # vouched; the claim is kept and flagged
     assert facts["claimed_region"] == "FR"
     assert facts["region_claim_flagged_at"] is not None
+    assert facts["claimed_attributes"] == claim["data"]
     attributes = [r for r in server.audit("ctl-a") if r["kind"] == "device-attributes"]
     assert attributes[-1]["payload"]["attributes"]["hwRevision"] == "2"
 

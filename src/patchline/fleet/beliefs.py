@@ -157,6 +157,7 @@ def beliefs_json(row: Device) -> dict[str, Any]:
             for build, entry in sorted((row.failed_builds or {}).items())
         ],
         "beliefs_changed_at": row.beliefs_changed_at,
+        "claimed_attributes": row.ddi_attributes,
     }
 
 
