@@ -141,6 +141,28 @@ class Settings(BaseSettings):
         description="whether the region a check-in claims becomes the device's region "
         "(audited); off: claims are recorded and flagged only",
     )
+    ddi_tenant: str = Field(
+        default="DEFAULT",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="the hawkBit tenant the DDI API answers under "
+        "(`/TENANT/controller/v1/...`; `docs/ddi.md`)",
+    )
+    ddi_gateway_token: SecretStr | None = Field(
+        default=None,
+        description="the hawkBit gateway token (`Authorization: GatewayToken ...`) that acts "
+        "for every DDI controller, 16 characters or more; unset: none works",
+    )
+    ddi_anonymous: bool = Field(
+        default=False,
+        description="whether DDI controllers may poll, download and report with no token "
+        "(hawkBit's anonymous access); off: a target or gateway token is required",
+    )
+    ddi_poll_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=86399,
+        description="how long DDI controllers sleep between polls (`config.polling.sleep`)",
+    )
     two_person_actions: tuple[str, ...] = Field(
         default=(),
         description="comma-separated actions that need a second person to approve "
@@ -221,7 +243,7 @@ class Settings(BaseSettings):
                 raise ValueError("is not a database URL (dialect+driver://...)") from None
         return value
 
-    @field_validator("enrollment_token")
+    @field_validator("enrollment_token", "ddi_gateway_token")
     @classmethod
     def _enrollment_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:

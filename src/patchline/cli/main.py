@@ -29,6 +29,7 @@ from patchline.cli.rollouts import rollout
 from patchline.cli.serve import director, serve, token
 from patchline.cli.simulate import simulate
 from patchline.cli.support import support
+from patchline.cli.swu import swu
 from patchline.cli.webhooks import webhook
 from patchline.errors import PatchlineError
 from patchline.settings import Settings
@@ -72,6 +73,7 @@ for command in (
     group,
     webhook,
     support,
+    swu,
 ):
     cli.add_command(command)
 

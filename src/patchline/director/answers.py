@@ -101,6 +101,7 @@ class Director:
         failed_builds: Mapping[str, str] | None = None,
         device_id: str | None = None,
         carrier: str = "",
+        unidentified: bool = False,
     ) -> tuple[Decision, str]:
         """The decision for a device in this state today, and its digest.
 
@@ -123,6 +124,10 @@ class Director:
         the reasons say which rollout held what back (or that the device is in it). A
         rollout with a stepping stone that reaches a device on an older build holds back
         every release newer than the stone, so the device is offered the stone first.
+
+        With ``unidentified`` (a device that is not enrolled, e.g. one reading an update
+        feed), no release under a rollout not completed is offered: a rollout's phases
+        and selection are for enrolled devices, so the release is held back, saying so.
         """
         day = now.date()
         key = (
@@ -176,9 +181,17 @@ class Director:
                 return cached
             return self._cached_decide(facts(free_bytes, battery_percent, network), day, held)
 
-        if device_id is None or not self.catalog.rollouts:
+        if not self.catalog.rollouts or (device_id is None and not unidentified):
             return decided(frozenset())
-        subject = Subject(device_id, region, carrier, deployed_on, build, patch_level)
+        subject = Subject(
+            device_id or "",
+            region,
+            carrier,
+            deployed_on,
+            build,
+            patch_level,
+            enrolled=not unidentified,
+        )
         result, let_through = apply_rollouts(
             subject,
             model,

@@ -49,7 +49,8 @@ def percent(share: int) -> str:
 class Subject:
     """What a rollout's selection looks at in one device. ``build`` and ``patch_level``
     are None where they are not known (listing a cohort from the enrolled devices):
-    those criteria are then left to the check-in."""
+    those criteria are then left to the check-in. A device that is not ``enrolled`` (one
+    reading an update feed, known by nothing but its model and build) is in no rollout."""
 
     device_id: str
     region: str | None
@@ -57,6 +58,7 @@ class Subject:
     deployed_on: date | None
     build: str | None = None
     patch_level: date | None = None
+    enrolled: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,8 @@ class RolloutView:
             return True, None
         if self.state != ACTIVE:
             return False, f"{self.name} is {self.state}: no device is offered it now"
+        if not device.enrolled:
+            return False, f"{self.name} reaches enrolled devices only: not offered here"
         outside = self.selection.mismatch(device, self.group_members)
         if outside is not None:
             return False, f"not selected by {self.name}: {outside}"

@@ -25,6 +25,7 @@ _BUILD_FAILURES = {
     ReportCode.HEALTH_CHECK_FAILED: "failed its health check",
     ReportCode.BOOT_FAILED: "failed to boot",
     ReportCode.DEVICE_CORRUPTED: "left the device corrupted",
+    ReportCode.INSTALL_FAILED: "failed to install",
 }
 
 
@@ -156,6 +157,7 @@ def beliefs_json(row: Device) -> dict[str, Any]:
             for build, entry in sorted((row.failed_builds or {}).items())
         ],
         "beliefs_changed_at": row.beliefs_changed_at,
+        "claimed_attributes": row.ddi_attributes,
     }
 
 

@@ -26,10 +26,12 @@ from patchline.server.api_guard import ApiGuard
 from patchline.server.asgi_io import Receive, Scope, Send
 from patchline.server.config import ServerTuning
 from patchline.server.console import add_console, error_page, is_console_path
+from patchline.server.ddi_api import DdiApi
 from patchline.server.device_api import DeviceApi
 from patchline.server.devices_cache import DeviceLoader
 from patchline.server.docs_ui import add_docs
 from patchline.server.http_errors import status_for
+from patchline.server.lineage_feed import LineageFeed
 from patchline.server.runtime import Runtime
 from patchline.server.writer import BatchWriter
 from patchline.settings import Settings
@@ -85,12 +87,16 @@ def build_runtime(
 
 
 class PatchlineApp:
-    """ASGI entry: ``/v1/*`` goes to the device API, ``/api/*`` through the guard (sign-in,
-    rate limits, body size) to FastAPI, everything else to FastAPI directly."""
+    """ASGI entry: ``/v1/*`` goes to the device API, ``/TENANT/controller/v1/*`` to the
+    hawkBit DDI API, ``/api/v1/*`` to the LineageOS update feed, ``/api/*`` through the
+    guard (sign-in, rate limits, body size) to FastAPI, everything else to FastAPI
+    directly."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.devices = DeviceApi(runtime)
+        self.ddi = DdiApi(runtime)
+        self.feed = LineageFeed(runtime)
         self.management = _management_app(runtime)
         self.guarded = ApiGuard(self.management, runtime)
 
@@ -98,6 +104,12 @@ class PatchlineApp:
         """Dispatch one ASGI event."""
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             await self.devices(scope, receive, send)
+            return
+        if scope["type"] == "http" and DdiApi.handles(scope["path"]):
+            await self.ddi(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["path"].startswith(LineageFeed.PREFIX):
+            await self.feed(scope, receive, send)
             return
         if scope["type"] == "http" and (scope["path"] + "/").startswith("/api/"):
             await self.guarded(scope, receive, send)

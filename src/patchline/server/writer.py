@@ -301,7 +301,7 @@ def _apply_check_in(
     for name, value in op.facts.items():
         _set(row, name, value)
     _apply_region_claim(op, row, records)
-    running = op.facts["build"]
+    running = row["build"]  # as reported now, or (a poll that reports none) as recorded
     release = None
     if row["assigned_build"] not in (None, running):
         release = signed.get(row["model"], running)

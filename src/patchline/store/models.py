@@ -81,6 +81,9 @@ class Device(Base):
     #: When vouched facts or failed builds last changed: every server process re-reads
     #: such devices.
     beliefs_changed_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+    #: What a hawkBit DDI controller said about itself through configData (attribute ->
+    #: value); None until it has. Claims only: decisions never read them.
+    ddi_attributes: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)
 
 
 class Release(Base):

@@ -136,6 +136,7 @@ class ReportCode(enum.StrEnum):
     HEALTH_CHECK_FAILED = "health-check-failed"
     BOOT_FAILED = "boot-failed"
     DEVICE_CORRUPTED = "device-corrupted"
+    INSTALL_FAILED = "install-failed"  # the installer refused or failed to write the image
 
 
 class Report(msgspec.Struct, forbid_unknown_fields=True):

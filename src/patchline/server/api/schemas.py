@@ -254,6 +254,11 @@ class DeviceBeliefs(BaseModel):
     region_claim_flagged_at: Instant | None
     failed_builds: list[FailedBuild]
     beliefs_changed_at: Instant | None
+    claimed_attributes: dict[str, str] | None = Field(
+        None,
+        description="what a hawkBit DDI controller said about itself (configData): claims, "
+        "which decisions never read",
+    )
 
 
 class ProposalOut(BaseModel):
