@@ -162,10 +162,34 @@ def update(
 
 @agent.command("boot")
 @DEVICE
+@click.option(
+    "--cmdline",
+    "cmdline_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A device that boots for real: read the booted slot from this file instead of "
+    "the configured one (/proc/cmdline).",
+)
 @pass_cli
-def boot_device(ctx: CliContext, device: Path) -> None:
-    """Simulate a reboot (finishes an interrupted install) and say which build runs."""
-    outcome = Agent(DeviceDir(device), clock=SystemClock()).reboot()
+def boot_device(ctx: CliContext, device: Path, cmdline_file: Path | None) -> None:
+    """Settle a boot and say which build runs.
+
+    A device that boots for real (device.json has a boot setup; run this at start-up):
+    health check, mark the running slot good, and report a fallback the bootloader took
+    as a rollback. A simulated device: simulate a reboot (finishing an interrupted install).
+    """
+    directory = DeviceDir(device)
+    agent_ = Agent(directory, clock=SystemClock())
+    if directory.load_config().boot is not None:
+        cmdline = cmdline_file.read_text(errors="replace") if cmdline_file else None
+        outcome = agent_.started(cmdline)
+    elif cmdline_file is not None:
+        raise UsageError(
+            "--cmdline is for a device that boots for real; this device is simulated",
+            hint="drop --cmdline to simulate a reboot",
+        )
+    else:
+        outcome = agent_.reboot()
     text = {
         "normal": f"booted slot {outcome.slot.value}: build {outcome.build}",
         "committed": f"build {outcome.build} booted healthy from slot {outcome.slot.value}",
