@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from patchline.errors import InstallFailedError
-from patchline.fsutil import fsync_dir, write_atomic
+from patchline.fsutil import fsync_dir
 
 
 class Esp(Protocol):
@@ -62,10 +62,21 @@ class MountedEsp:
         return self._local(path).read_bytes()
 
     def write(self, path: str, data: bytes) -> None:
-        """Create or replace ``path`` atomically and durably."""
+        """Create or replace ``path`` atomically and durably (a temporary file renamed
+        over it; no chmod, which FAT refuses)."""
         local = self._local(path)
         local.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(local, data)
+        tmp = local.with_name(f".{local.name}.tmp")
+        try:
+            with tmp.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, local)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise InstallFailedError(f"cannot write {local}: {exc.strerror}") from None
+        fsync_dir(local.parent)
 
     def copy_in(self, source: Path, path: str) -> None:
         """Copy ``source`` to ``path`` atomically and durably."""
