@@ -12,7 +12,14 @@ from pathlib import Path
 
 import msgspec
 
-from patchline.agent import Agent, DeviceConfig, DeviceDir, HealthCheck, create_device
+from patchline.agent import (
+    Agent,
+    DeviceConfig,
+    DeviceDir,
+    HealthCheck,
+    UpdateResult,
+    create_device,
+)
 from patchline.agent.device import BootSetup
 from patchline.agent.real_boot import install_to_partition, open_bootloader
 from patchline.agent.reports import Outbox
@@ -42,17 +49,9 @@ class BootingDevice:
     setup: BootSetup
     console: Path  # the serial console of the last boot, read by the health check
 
-    def install(self, image: Path, build: str, tries: int) -> None:
-        """What an update run does once the image is verified: into the inactive slot,
-        trial armed."""
-        staging = self.device.staging_file(load_state(self.device).inactive)
-        shutil.copyfile(image, staging)
-        content = SlotContent(
-            build=build, sha256=sha256_of(image), security_patch_level="2026-01-01"
-        )
-        install_to_partition(
-            self.device, load_state(self.device), self.setup, staging, content, tries, "test"
-        )
+    def update(self) -> UpdateResult:
+        """An update run from the device's SD card (a copy of the repository)."""
+        return Agent(self.device, clock=SystemClock()).update()
 
     def started(self, run: Run) -> BootOutcome:
         """What `patchline agent boot` does at start-up, after the VM's last boot."""
@@ -65,12 +64,24 @@ class BootingDevice:
         return [report for _, report in Outbox(self.device.outbox).pending()]
 
 
-def provision(tmp: Path, setup: BootSetup, factory: Path, build: str) -> BootingDevice:
-    """The factory: ``factory`` into slot A, marked good; the agent's directory."""
+def provision(
+    tmp: Path,
+    setup: BootSetup,
+    factory: Path,
+    build: str,
+    *,
+    shipped_root: bytes = b"{}",
+    card: Path | None = None,
+    boot_attempts: int = 1,
+) -> BootingDevice:
+    """The factory: ``factory`` into slot A, marked good; the agent's directory (model
+    alpha, updates from the SD card ``card``)."""
     console = tmp / "console.log"
     config = DeviceConfig(
-        model="vm",
+        model="alpha",
         boot=setup,
+        bundles=[str(card)] if card else [],
+        boot_attempts=boot_attempts,
         health=HealthCheck(
             command=["sh", "-c", f'grep -q "{HEALTH_LINE}" "$0"', str(console)],
             timeout_seconds=30,
@@ -79,7 +90,7 @@ def provision(tmp: Path, setup: BootSetup, factory: Path, build: str) -> Booting
     device = create_device(
         tmp / "device",
         config,
-        shipped_root=b"{}",
+        shipped_root=shipped_root,
         image=factory,
         build=build,
         security_patch_level=date(2026, 1, 1),

@@ -11,10 +11,13 @@ runs the shortest fallback (one failed try, two boots); the long form runs the r
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from patchline.agent.boot_grub import grub_script
@@ -24,7 +27,9 @@ from patchline.agent.device import BootSetup
 from patchline.agent.esp import ImageEsp
 from patchline.agent.real_boot import open_bootloader
 from patchline.agent.state import load_state
+from patchline.repository import ReleaseRequest, Repository, add_release
 from patchline.wire.device_api import ReportCode, ReportStatus, Slot
+from patchline.wire.release import UpdateClass
 from tests.boot.scenario import BootingDevice, provision
 from tests.boot.vm import (
     KERNEL_OPTIONS,
@@ -47,6 +52,32 @@ class Rig:
     disk: Disk
     machine: Machine
     images: dict[str, Path]
+    repo: Repository
+    card: Path
+
+    def publish(self, build: str, tries: int) -> None:
+        """Sign ``build`` (its slot image) and copy the repository to the SD card; the
+        device will give it ``tries`` tries."""
+        add_release(
+            self.repo,
+            ReleaseRequest(
+                image=self.images[build],
+                model="alpha",
+                build=build,
+                security_patch_level=date(2026, int(build[-2:]), 1),
+                update_class=UpdateClass.SECURITY,
+            ),
+        )
+        shutil.copytree(self.repo.layout.public_dir, self.card, dirs_exist_ok=True)
+        config = self.device.device.load_config()
+        self.device.device.save_config(msgspec.structs.replace(config, boot_attempts=tries))
+
+    def update(self, build: str, tries: int) -> None:
+        """Publish ``build`` and run the agent: it lands in the inactive slot, armed."""
+        self.publish(build, tries)
+        result = self.device.update()
+        assert (result.status, result.build) == ("installed", build), result.message
+        assert "reboot to try it" in result.message
 
     def trial(self) -> BootTrial | None:
         """What the bootloader's own state says about the trial."""
@@ -68,8 +99,9 @@ def _grub_efi(tmp: Path) -> Path:
     return out
 
 
-def make_rig(tmp: Path, bootloader: str) -> Rig:
-    """The disk image of a device with ``bootloader``, slot A holding the factory build."""
+def make_rig(tmp: Path, bootloader: str, repo: Repository) -> Rig:
+    """The disk image of a device with ``bootloader``, slot A holding the factory build;
+    updates reach it on an SD card made from ``repo``."""
     require_vm_tools(grub=bootloader == "grub")
     images = {
         GOOD: slot_image(tmp / "factory.img", GOOD),
@@ -96,8 +128,16 @@ def make_rig(tmp: Path, bootloader: str) -> Rig:
         esp="partlabel:ESP",
         kernel_options=KERNEL_OPTIONS,
     )
-    device = provision(tmp, setup, images[GOOD], GOOD)
-    return Rig(device, disk, Machine(disk.path, tmp, memory_mb=memory), images)
+    card = tmp / "card"
+    device = provision(
+        tmp,
+        setup,
+        images[GOOD],
+        GOOD,
+        shipped_root=repo.layout.metadata_file("root", 1).read_bytes(),
+        card=card,
+    )
+    return Rig(device, disk, Machine(disk.path, tmp, memory_mb=memory), images, repo, card)
 
 
 def falls_back_from_a_panicking_build(rig: Rig, tries: int) -> None:
@@ -106,7 +146,7 @@ def falls_back_from_a_panicking_build(rig: Rig, tries: int) -> None:
     good_slot = load_state(rig.device.device).active
     good_build = load_state(rig.device.device).running.build
     broken_slot = Slot.B if good_slot is Slot.A else Slot.A
-    rig.device.install(rig.images[BROKEN], BROKEN, tries=tries)
+    rig.update(BROKEN, tries)
     assert rig.trial() == BootTrial(broken_slot, tries, 0)
     run = rig.machine.boot()
     assert run.powered_off
@@ -139,8 +179,8 @@ def falls_back_from_a_panicking_build(rig: Rig, tries: int) -> None:
     assert rig.last_good() is good_slot
 
 
-def test_systemd_boot_falls_back_from_a_build_that_panics(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path, "systemd-boot")
+def test_systemd_boot_falls_back_from_a_build_that_panics(tmp_path: Path, repo: Repository) -> None:
+    rig = make_rig(tmp_path, "systemd-boot", repo)
     falls_back_from_a_panicking_build(rig, tries=1)
     esp = ImageEsp(rig.disk.path, rig.disk.esp_offset)
     # The failed entry is gone: slot B boots no more until a new build is written there.
@@ -150,10 +190,10 @@ def test_systemd_boot_falls_back_from_a_build_that_panics(tmp_path: Path) -> Non
 @pytest.mark.long
 @pytest.mark.parametrize("bootloader", ["systemd-boot", "grub"])
 def test_a_trial_boots_healthy_is_kept_then_a_panicking_build_falls_back(
-    tmp_path: Path, bootloader: str
+    tmp_path: Path, bootloader: str, repo: Repository
 ) -> None:
-    rig = make_rig(tmp_path, bootloader)
-    rig.device.install(rig.images[UPDATE], UPDATE, tries=3)
+    rig = make_rig(tmp_path, bootloader, repo)
+    rig.update(UPDATE, 3)
     assert rig.trial() == BootTrial(Slot.B, 3, 0)
     run = rig.machine.boot()
     assert run.powered_off
@@ -171,9 +211,11 @@ def test_a_trial_boots_healthy_is_kept_then_a_panicking_build_falls_back(
 
 @pytest.mark.long
 @pytest.mark.parametrize("bootloader", ["systemd-boot", "grub"])
-def test_a_power_cut_during_the_trial_boot_uses_up_a_try(tmp_path: Path, bootloader: str) -> None:
-    rig = make_rig(tmp_path, bootloader)
-    rig.device.install(rig.images[UPDATE], UPDATE, tries=1)
+def test_a_power_cut_during_the_trial_boot_uses_up_a_try(
+    tmp_path: Path, bootloader: str, repo: Repository
+) -> None:
+    rig = make_rig(tmp_path, bootloader, repo)
+    rig.update(UPDATE, 1)
     # The power goes while the new build starts, before its health check.
     run = rig.machine.boot(kill_at=f"patchline-vm: started build {UPDATE}")
     assert not run.powered_off

@@ -15,12 +15,13 @@ from click.testing import CliRunner
 
 from patchline.agent import Agent, DeviceConfig, DeviceDir, HealthCheck, create_device
 from patchline.agent.boot_uboot import UBootEnv
+from patchline.agent.bootloader import BootTrial
 from patchline.agent.real_boot import install_to_partition
 from patchline.agent.reports import Outbox
 from patchline.agent.state import SlotContent, load_state
 from patchline.cli.main import cli, main
 from patchline.clock import SystemClock
-from patchline.errors import InstallFailedError
+from patchline.errors import DeviceSetupError, InstallFailedError
 from patchline.wire.device_api import ReportCode, ReportStatus, Slot
 from tests.boot.scenario import sha256_of, uboot_setup
 from tests.conftest import image_bytes
@@ -150,9 +151,15 @@ def test_a_trial_slot_that_fails_its_health_check_is_given_up_at_once(
     install(dev, tmp_path, "2026.02", tries=3)
     (tmp_path / "healthy").unlink()
     assert uboot_boots(env) is Slot.B
-    outcome = Agent(dev, clock=SystemClock()).started("patchline.slot=b")
-    assert outcome.result == "rolled-back"
-    assert "health check exited with 1" in outcome.reason
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("patchline.slot=b\n")
+    runner = CliRunner()
+    with runner.isolation() as streams:
+        code = main(["agent", "boot", str(dev.path), "--cmdline", str(cmdline)])
+    output = "".join(s.getvalue().decode() for s in streams[:2] if s is not None)
+    assert code == 15, output  # the start-up unit reboots on 15 (docs/agent-boot.md)
+    assert "build 2026.02 booted but is not healthy" in output
+    assert "health check exited with 1" in output
     assert uboot_boots(env) is Slot.A  # the next boot goes back, no tries wasted
     assert started(dev, Slot.A) == "normal"
     assert env.trial() is None
@@ -217,3 +224,14 @@ def test_a_command_line_naming_no_slot_is_a_setup_error_and_changes_nothing(
     assert "the kernel command line names no slot" in output
     assert env.variables() == before
     assert load_state(dev).trial is not None
+
+
+def test_a_device_that_boots_for_real_is_never_rebooted_in_simulation(
+    device: tuple[DeviceDir, UBootEnv], tmp_path: Path
+) -> None:
+    dev, env = device
+    install(dev, tmp_path, "2026.02", tries=1)
+    with pytest.raises(DeviceSetupError, match="boots for real"):
+        Agent(dev, clock=SystemClock()).reboot()
+    assert load_state(dev).trial is not None
+    assert env.trial() == BootTrial(Slot.B, 1, 0)

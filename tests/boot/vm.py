@@ -27,9 +27,9 @@ OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 SYSTEMD_BOOT = Path("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
 BUSYBOX = Path("/bin/busybox")
 TOOLS = ("qemu-system-x86_64", "sfdisk", "mkfs.vfat", "mcopy", "mkfs.ext4", "debugfs")
-#: One boot under software emulation takes 10-30 s of a shared core; a run may hold
+#: One boot under software emulation takes 10-60 s of a shared, busy core; a run may hold
 #: several boots (a broken build tried, then the fallback).
-BOOT_TIMEOUT = 240.0
+BOOT_TIMEOUT = 600.0
 KERNEL_OPTIONS = "console=ttyS0 panic=1 quiet"
 MiB = 1 << 20
 

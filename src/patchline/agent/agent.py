@@ -106,9 +106,16 @@ class Agent:
                 self._send_reports(config, pool)
 
     def reboot(self) -> BootOutcome:
-        """Simulate a reboot now (finishing an interrupted install), and report it."""
+        """Simulate a reboot now (finishing an interrupted install), and report it.
+
+        Raises DeviceSetupError on a device that boots for real (see ``started``)."""
         with self.device.locked():
             config = self.device.load_config()
+            if config.boot is not None:
+                raise DeviceSetupError(
+                    f"{self.device.path} boots for real: its reboots are not simulated",
+                    hint="reboot the device; `patchline agent boot` settles the boot at start-up",
+                )
             state = load_state(self.device)
             had_trial = state.trial is not None
             trial_source = state.trial.source if state.trial else ""
@@ -132,7 +139,12 @@ class Agent:
                     hint="use `patchline agent boot` without --cmdline to simulate a reboot",
                 )
             if cmdline is None:
-                cmdline = Path(setup.cmdline).read_text(errors="replace")
+                try:
+                    cmdline = Path(setup.cmdline).read_text(errors="replace")
+                except OSError as exc:
+                    raise DeviceSetupError(
+                        f"cannot read the kernel command line from {setup.cmdline}: {exc.strerror}"
+                    ) from None
             state = load_state(self.device)
             trial_source = state.trial.source if state.trial else ""
             had_trial = state.trial is not None
