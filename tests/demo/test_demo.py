@@ -27,3 +27,4 @@ def test_demo_tells_the_story_and_every_step_succeeds(
     assert "unbroken" in out
     assert "phone-001: build 1.4, booted-healthy" in out
     assert "phone-003: build 1.0, rolled-back" in out
+    assert "Rollout R-1 offers aurora-5g 1.4" in out

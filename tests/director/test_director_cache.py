@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Root
@@ -12,7 +13,8 @@ from tuf.api.metadata import Root
 from patchline.director.answers import Director
 from patchline.director.catalog import Catalog
 from patchline.director.rollout_gate import RolloutView, Selection
-from patchline.policy.decide import decide, decision_digest
+from patchline.policy.decide import Decision, decide, decision_digest
+from patchline.policy.facts import DeviceFacts
 from patchline.policy.rules import Effect, Rule
 from patchline.wire.director import Action, verify_decision
 from tests.policy.policy_factories import delta, device, release
@@ -36,24 +38,30 @@ def make_director(signer: CryptoSigner) -> Director:
     return director
 
 
+def decide_for(director: Director, facts: DeviceFacts, **extra: Any) -> tuple[Decision, str]:
+    """The director's decision for a device with these facts."""
+    return director.decide(
+        model=facts.model,
+        region=facts.region,
+        deployed_on=facts.deployed_on,
+        build=facts.build,
+        build_sha256=facts.build_sha256,
+        security_patch_level=facts.security_patch_level.isoformat(),
+        free_bytes=facts.free_bytes,
+        battery_percent=facts.battery_percent,
+        network=facts.network,
+        now=NOW,
+        **extra,
+    )
+
+
 def test_cached_decisions_equal_fresh_ones_for_every_phone_state() -> None:
     director = make_director(CryptoSigner.generate_ed25519())
     for region, free, battery, network in itertools.product(
         ("DE", "FR"), (0, 999_999, 1_000_000, 10**9), (10, 30, 90), ("wifi", "cellular", "offline")
     ):
         facts = device(region=region, free_bytes=free, battery_percent=battery, network=network)
-        cached, digest = director.decide(
-            model=facts.model,
-            region=facts.region,
-            deployed_on=facts.deployed_on,
-            build=facts.build,
-            build_sha256=facts.build_sha256,
-            security_patch_level=facts.security_patch_level.isoformat(),
-            free_bytes=free,
-            battery_percent=battery,
-            network=network,
-            now=NOW,
-        )
+        cached, digest = decide_for(director, facts)
         fresh = decide(
             facts, director.catalog.releases_of("aurora"), director.catalog.rules, (), NOW.date()
         )
@@ -67,18 +75,7 @@ def test_answers_are_signed_once_while_the_decision_holds() -> None:
     root = Root(expires=NOW + timedelta(days=1))
     root.add_key(signer.public_key, "targets")
     facts = device()
-    decision, digest = director.decide(
-        model=facts.model,
-        region=facts.region,
-        deployed_on=facts.deployed_on,
-        build=facts.build,
-        build_sha256=facts.build_sha256,
-        security_patch_level=facts.security_patch_level.isoformat(),
-        free_bytes=facts.free_bytes,
-        battery_percent=facts.battery_percent,
-        network=facts.network,
-        now=NOW,
-    )
+    decision, digest = decide_for(director, facts)
     first = director.answer("dev-1", decision, digest, NOW)
     assert director.answer("dev-1", decision, digest, NOW + timedelta(minutes=30)) is first
     assert director.signatures == 1
@@ -121,20 +118,7 @@ def test_a_stepping_stone_is_offered_first_to_devices_on_older_builds() -> None:
     )
 
     def offered(build: str) -> tuple[str | None, tuple[str, ...]]:
-        facts = device(build=build)
-        decision, _ = director.decide(
-            model=facts.model,
-            region=facts.region,
-            deployed_on=facts.deployed_on,
-            build=build,
-            build_sha256=facts.build_sha256,
-            security_patch_level=facts.security_patch_level.isoformat(),
-            free_bytes=facts.free_bytes,
-            battery_percent=facts.battery_percent,
-            network=facts.network,
-            now=NOW,
-            device_id="dev-1",
-        )
+        decision, _ = decide_for(director, device(build=build), device_id="dev-1")
         return (decision.release.build if decision.release else None), decision.reasons
 
     build, reasons = offered("1.0")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import click
 
 from patchline.cli.context import CliContext, pass_cli
-from patchline.demo.scenario import DEMO_PASSPHRASE, run_demo
+from patchline.demo.scenario import DEMO_PASSPHRASE, fleet_command, run_demo
 from patchline.demo.story.fleet import FleetShape
 from patchline.demo.story.story import run_story
 from patchline.repository.passphrases import PassphraseSource
@@ -26,6 +27,20 @@ from patchline.repository.passphrases import PassphraseSource
     help="Where the demo keeps its data (wiped at start).",
 )
 @click.option("--no-wait", is_flag=True, help="Stop when the story ends instead of serving on.")
+@click.option(
+    "--fleet",
+    type=click.IntRange(0, 100_000),
+    default=300,
+    show_default=True,
+    help="Simulated phones run against the server once the story ends (0: none).",
+)
+@click.option(
+    "--fleet-days",
+    type=click.IntRange(1, 3650),
+    default=45,
+    show_default=True,
+    help="How many simulated days the fleet runs.",
+)
 @click.option(
     "--story",
     type=click.Choice(["2018"]),
@@ -56,6 +71,8 @@ def demo(
     port: int,
     workdir: Path,
     no_wait: bool,
+    fleet: int,
+    fleet_days: int,
     story: str | None,
     phones: int,
     workers: int | None,
@@ -72,11 +89,24 @@ def demo(
         _story(cli, port, workdir, phones, workers, report_file)
         return
     demo = run_demo(workdir, port, cli.console.print, cli.settings)
+    simulation: subprocess.Popen[bytes] | None = None
     try:
         if no_wait:
             return
+        if fleet:
+            log = workdir / "simulate.log"
+            with log.open("wb") as out:
+                simulation = subprocess.Popen(
+                    fleet_command(demo, fleet, fleet_days), stdout=out, stderr=subprocess.STDOUT
+                )
+            cli.console.print(
+                f"\n{fleet} simulated phones now run {fleet_days} simulated days against the "
+                f"server, moving its clock (log: {log})."
+            )
         cli.console.print(
-            f"\nServing {demo.server_url}: API docs at /docs, the signed repository at "
+            f"\n[bold]The console: {demo.server_url}/[/] (sign in with the management token "
+            f"above: {demo.api_token}, role admin).\n"
+            f"Serving {demo.server_url}: API docs at /docs, the signed repository at "
             "/repository/. Ctrl-C to stop."
         )
         while True:
@@ -84,6 +114,9 @@ def demo(
     except KeyboardInterrupt:
         cli.console.print("Stopped.")
     finally:
+        if simulation is not None and simulation.poll() is None:
+            simulation.terminate()
+            simulation.wait(timeout=20)
         demo.stop_server()
 
 

@@ -28,6 +28,7 @@ from patchline.cli.repo import init, repo
 from patchline.cli.rollouts import rollout
 from patchline.cli.serve import director, serve, token
 from patchline.cli.simulate import simulate
+from patchline.cli.support import support
 from patchline.cli.webhooks import webhook
 from patchline.errors import PatchlineError
 from patchline.settings import Settings
@@ -70,6 +71,7 @@ for command in (
     rollout,
     group,
     webhook,
+    support,
 ):
     cli.add_command(command)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 
 from patchline.agent import Agent, DeviceConfig, HealthCheck, Limits, create_device
 from patchline.agent.enrollment import enroll
-from patchline.clock import SystemClock
+from patchline.clock import SystemClock, write_clock_file
 from patchline.demo.api_client import call_api
 from patchline.demo.server_thread import ServerThread
 from patchline.demo.static_host import StaticHost
@@ -77,6 +78,8 @@ class Demo:
     api_token: str = ""
     server: ServerThread | None = None
     server_url: str = ""
+    #: The simulated clock the server reads once the fleet simulation may move it.
+    clock_file: Path | None = None
 
     def publish(self, model: str, build: str, spl: str, cls: str, healthy: bool = True) -> str:
         image = self.workdir / "images" / f"{model}-{build}.img"
@@ -102,13 +105,14 @@ class Demo:
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return call_api(self.server_url, self.api_token, method, path, body)
 
-    def start_server(self, port: int) -> None:
+    def start_server(self, port: int, clock_file: Path | None = None) -> None:
         settings = Settings(
             home=self.repo.layout.home,
             port=port,
             enrollment_token=SecretStr(ENROLLMENT_TOKEN),
             database_url=f"sqlite:///{self.workdir / 'server.db'}",
             kdf_log2n=self.settings.kdf_log2n,
+            simulated_clock_file=clock_file,
         )
         app = create_app(settings, passphrases=self.passphrases)
         self.server = ServerThread(app, "127.0.0.1", port).start()
@@ -290,7 +294,9 @@ def run_demo(workdir: Path, port: int, say: Say, settings: Settings) -> Demo:
     evil.stop()
 
     say("[bold]9. The server is back: queued reports arrive; the audit chain holds[/]")
-    demo.start_server(port)
+    demo.clock_file = workdir / "clock"
+    write_clock_file(demo.clock_file, SystemClock().now())
+    demo.start_server(port, demo.clock_file)
     sent = sum(phone.send_reports() for phone in phones)
     verified = demo.api("GET", "/api/audit/verify")
     say(
@@ -301,5 +307,58 @@ def run_demo(workdir: Path, port: int, say: Say, settings: Settings) -> Demo:
         row = demo.api("GET", f"/api/devices/{phone.device.load_config().device_id}")
         say(f"   {phone.device.path.name}: build {row['build']}, {row['install_state']}")
     mirror.stop()
+
+    say("[bold]10. A staged rollout, watched from the console[/]")
+    rollout = demo.api("POST", "/api/rollouts", ROLLOUT)
+    demo.api(
+        "PUT",
+        "/api/support/nimbus-lite",
+        {"security_until": today.isoformat(), "note": "two years after launch"},
+    )
+    say(
+        f"   Rollout {rollout['id']} offers aurora-5g 1.4 to 10 %, then 50 %, then every phone, "
+        "a simulated day of soak each; its brakes halt it when too many fail."
+    )
+    say("   nimbus-lite's promised security support ends today.")
     say(f"   Management API token (demo): {demo.api_token}")
     return demo
+
+
+#: The rollout the demo starts for the simulated fleet.
+ROLLOUT = {
+    "model": "aurora-5g",
+    "build": "1.4",
+    "phases": [
+        {"percent": 10, "soak_hours": 24},
+        {"percent": 50, "soak_hours": 24},
+        {"percent": 100, "soak_hours": 24},
+    ],
+}
+
+
+def fleet_command(demo: Demo, devices: int, days: int) -> list[str]:
+    """The command line of a simulated fleet of ``devices`` phones for ``days`` simulated
+    days against the demo's server, moving the server's clock (``patchline simulate``)."""
+    assert demo.clock_file is not None, "the server reads no simulated clock"
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from patchline.cli.main import main; sys.exit(main(sys.argv[1:]))",
+        "simulate",
+        "--server",
+        demo.server_url,
+        "--clock-file",
+        str(demo.clock_file),
+        "--enrollment-token",
+        ENROLLMENT_TOKEN,
+        "--api-token",
+        demo.api_token,
+        "--devices",
+        str(devices),
+        "--days",
+        str(days),
+        "--start",
+        SystemClock().now().date().isoformat(),
+        "--poll-hours",
+        "4",
+    ]

@@ -34,6 +34,8 @@ class DeviceFilter:
     build: str | None = None
     install_state: str | None = None
     decommissioned: bool | None = None
+    #: The start of a device id or serial number.
+    search: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class DevicePage:
 
 def find_devices(session: Session, where: DeviceFilter, page: int, page_size: int) -> DevicePage:
     """The devices matching ``where`` ordered by id, page ``page`` (from 1) of
-    ``page_size``; regions are matched without regard to case."""
+    ``page_size``; regions are matched without regard to case, ``search`` against the
+    start of the id or the serial number."""
     stmt = select(Device)
     for column, value in (
         (Device.model, where.model),
@@ -56,6 +59,11 @@ def find_devices(session: Session, where: DeviceFilter, page: int, page_size: in
     ):
         if value is not None:
             stmt = stmt.where(column == value)
+    if where.search:
+        stmt = stmt.where(
+            Device.id.startswith(where.search, autoescape=True)
+            | Device.serial.startswith(where.search, autoescape=True)
+        )
     if where.decommissioned is not None:
         taken = Device.decommissioned_at.is_not(None)
         stmt = stmt.where(taken if where.decommissioned else Device.decommissioned_at.is_(None))

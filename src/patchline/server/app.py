@@ -1,4 +1,5 @@
-"""The server application: device API, management API, repository files, health, metrics."""
+"""The server application: device API, management API, the operator's console, repository
+files, health, metrics."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from patchline.server.api import ROUTERS
 from patchline.server.api_guard import ApiGuard
 from patchline.server.asgi_io import Receive, Scope, Send
 from patchline.server.config import ServerTuning
+from patchline.server.console import add_console, error_page, is_console_path
 from patchline.server.device_api import DeviceApi
 from patchline.server.devices_cache import DeviceLoader
 from patchline.server.docs_ui import add_docs
@@ -126,7 +128,9 @@ def _management_app(rt: Runtime) -> FastAPI:
         app.include_router(router)
 
     @app.exception_handler(PatchlineError)
-    async def patchline_error(_request: Request, exc: PatchlineError) -> JSONResponse:
+    async def patchline_error(request: Request, exc: PatchlineError) -> Response:
+        if is_console_path(request.url.path):
+            return await error_page(request, status_for(exc), exc.message, exc.hint or "")
         body: dict[str, Any] = {"detail": exc.message}
         if exc.hint:
             body["hint"] = exc.hint
@@ -147,6 +151,7 @@ def _management_app(rt: Runtime) -> FastAPI:
         """Prometheus metrics of this process."""
         return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    add_console(app, rt)
     layout = RepositoryLayout(rt.settings.home)
     if rt.settings.serve_repository and layout.public_dir.is_dir():
         app.mount("/repository", StaticFiles(directory=layout.public_dir), name="repository")

@@ -108,9 +108,13 @@ def revoke_token(session: Session, name: str, now: datetime, actor: str, reason:
 
 def role_of(session: Session, token: str) -> tuple[str, Role] | None:
     """The (name, role) of a live token, or None."""
+    return role_of_hash(session, hash_token(token))
+
+
+def role_of_hash(session: Session, token_hash: bytes) -> tuple[str, Role] | None:
+    """The (name, role) of the live token whose stored form is ``token_hash``, or None (a
+    console session keeps only this form, and is refused once the token is revoked)."""
     row = session.scalars(
-        select(ApiToken).where(
-            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
-        )
+        select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
     ).first()
     return None if row is None else (row.name, Role(row.role))

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from patchline.audit import AuditRecord, append
 from patchline.fleet.beliefs import failure_of, with_failure
+from patchline.fleet.overview import count_reports
 from patchline.fleet.reconcile import InstallView, Reconciled, on_check_in, on_report
 from patchline.fleet.signed_builds import SignedBuild, SignedBuilds
 from patchline.store.db import Database
@@ -214,6 +215,7 @@ class BatchWriter:
                     results.append(None)
             if new_reports:
                 conn.execute(insert(InstallReport), new_reports)
+                count_reports(conn, new_reports)
                 emit_many(conn, _report_events(new_reports))
             _update_devices(conn, rows)
             if records:

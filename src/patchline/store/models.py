@@ -346,3 +346,29 @@ class DeviceGroupMember(Base):
     group_name: Mapped[str] = mapped_column(ForeignKey("device_groups.name"), primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
     added_at: Mapped[datetime] = mapped_column(Stamp)
+
+
+class SupportPromise(Base):
+    """Until when the maker promised security updates for a model (e.g. two years after
+    launch, or five as the EU Cyber Resilience Act asks); set by an operator, audited."""
+
+    __tablename__ = "support_promises"
+
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    security_until: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(Text, default="")
+    set_at: Mapped[datetime] = mapped_column(Stamp)
+    set_by: Mapped[str] = mapped_column(String(128))
+
+
+class ReportDay(Base):
+    """How many install reports of a status from a kind of source (server, mirror, card)
+    the server received on a day (UTC): kept by the writer as it stores reports, so the
+    console's per-day charts read a few rows, not every report."""
+
+    __tablename__ = "report_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source: Mapped[str] = mapped_column(String(8), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)

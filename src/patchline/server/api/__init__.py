@@ -15,6 +15,7 @@ from patchline.server.api import (
     releases,
     rollouts,
     rules,
+    support,
     tokens,
     webhooks,
 )
@@ -27,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     rules.router,
     rollouts.router,
     groups.router,
+    support.router,
     audit.router,
     tokens.router,
     proposals.router,

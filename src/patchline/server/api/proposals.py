@@ -14,10 +14,11 @@ from patchline.approvals import service
 from patchline.approvals.appliers import APPLIERS
 from patchline.repository.publisher import Repository
 from patchline.server.api.bodies import DecisionBody
-from patchline.server.api.deps import Reader, Rt, actor, in_session, in_thread
+from patchline.server.api.deps import Caller, Reader, Rt, actor, in_session, in_thread
 from patchline.server.api.releases import discard_staged
 from patchline.server.api.schemas import ProposalOut
 from patchline.server.api.two_person import check_may
+from patchline.server.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["proposals"])
 ProposalId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
@@ -51,6 +52,14 @@ async def approve_proposal(rt: Rt, proposal_id: ProposalId, caller: Reader) -> P
     """Apply a pending proposal as the caller, a second person: 403 for its proposer or a
     role that may not make the change, 409 when it is no longer pending, and the error the
     direct path would give (nothing applied, still pending) when the change is refused."""
+    return await approve_as(rt, caller, proposal_id)
+
+
+async def approve_as(rt: Runtime, caller: Caller, proposal_id: int) -> ProposalOut:
+    """Approve and apply a pending proposal as ``caller`` (the API endpoint's and the
+    console's one path): HTTP 403 when the role may not make the change, the service's
+    errors when the caller proposed it, it is no longer pending, or the change is
+    refused."""
     now = rt.clock.now()
 
     def open_repository() -> Repository:

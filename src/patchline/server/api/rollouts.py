@@ -14,7 +14,15 @@ from patchline.actions import Action
 from patchline.approvals.appliers import rollout_start_payload, rollout_widen_payload
 from patchline.errors import UsageError
 from patchline.fleet import rollouts
-from patchline.server.api.deps import Reader, ReleaseManager, Rt, actor, in_session, in_thread
+from patchline.server.api.deps import (
+    Caller,
+    Reader,
+    ReleaseManager,
+    Rt,
+    actor,
+    in_session,
+    in_thread,
+)
 from patchline.server.api.rollout_models import (
     ActionBody,
     CohortOut,
@@ -23,6 +31,7 @@ from patchline.server.api.rollout_models import (
 )
 from patchline.server.api.schemas import ProposalOut
 from patchline.server.api.two_person import hold_if_required
+from patchline.server.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["rollouts"])
 HELD: dict[int | str, dict[str, Any]] = {
@@ -112,6 +121,15 @@ async def act_on_rollout(
     last: completed); 409 when the rollout's state does not allow it; 202 with a proposal
     when advancing and ``rollout.widen`` needs a second person."""
     reason = body.reason if body is not None else ""
+    return await rollout_action(rt, caller, rollout_id, action, reason)
+
+
+async def rollout_action(
+    rt: Runtime, caller: Caller, rollout_id: str, action: str, reason: str
+) -> RolloutOut | JSONResponse:
+    """Pause, resume, abort or advance a rollout as ``caller`` (who must be allowed to
+    manage releases): what the API endpoint and the console both do. Advancing is held
+    for a second person (202 with the proposal) when the settings say so."""
     if action == "advance":
         held = await hold_if_required(
             rt,
