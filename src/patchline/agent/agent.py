@@ -29,6 +29,7 @@ from patchline.agent.device import DeviceConfig, DeviceDir
 from patchline.agent.device_key import device_key
 from patchline.agent.director_client import verified_decision
 from patchline.agent.outcome import Attempt, UpdateResult, code_for, nothing_installed, tried
+from patchline.agent.real_boot import finish_boot, install_to_partition, running_slot
 from patchline.agent.receipts import ReceiptBox
 from patchline.agent.reports import Outbox, new_report
 from patchline.agent.slots import BootOutcome, boot, install_delta, install_image
@@ -39,6 +40,7 @@ from patchline.agent.trust import VerifiedSource, refresh_source
 from patchline.clock import Clock
 from patchline.errors import (
     DeltaError,
+    DeviceSetupError,
     DirectorRefusedError,
     DowngradeError,
     NotEligibleError,
@@ -97,20 +99,62 @@ class Agent:
             pool = http_pool(config.limits.connect_timeout_seconds, _read_timeout(config))
             try:
                 state = self._finish_trial_boot(config, load_state(self.device))
+                if config.boot is not None and state.trial is not None:
+                    return _waiting_for_reboot(state)
                 return self._update(_Run(config, state), pool)
             finally:
                 self._send_reports(config, pool)
 
     def reboot(self) -> BootOutcome:
-        """Simulate a reboot now (finishing an interrupted install), and report it."""
+        """Simulate a reboot now (finishing an interrupted install), and report it.
+
+        Raises DeviceSetupError on a device that boots for real (see ``started``)."""
         with self.device.locked():
             config = self.device.load_config()
+            if config.boot is not None:
+                raise DeviceSetupError(
+                    f"{self.device.path} boots for real: its reboots are not simulated",
+                    hint="reboot the device; `patchline agent boot` settles the boot at start-up",
+                )
             state = load_state(self.device)
             had_trial = state.trial is not None
             trial_source = state.trial.source if state.trial else ""
             state, outcome = boot(self.device, state, config)
             if had_trial:
                 self._report_boot(state, outcome, trial_source)
+            return outcome
+
+    def started(self, cmdline: str | None = None) -> BootOutcome:
+        """On a device that boots for real, at start-up: settle the boot of the slot the
+        kernel ``cmdline`` names (read from the configured file, /proc/cmdline, when
+        None): commit a healthy trial, or report the fallback the bootloader took.
+
+        Raises DeviceSetupError when the device is not set up for real boots."""
+        with self.device.locked():
+            config = self.device.load_config()
+            setup = config.boot
+            if setup is None:
+                raise DeviceSetupError(
+                    f"{self.device.path} is a simulated device (device.json has no boot setup)",
+                    hint="use `patchline agent boot` without --cmdline to simulate a reboot",
+                )
+            if cmdline is None:
+                try:
+                    cmdline = Path(setup.cmdline).read_text(errors="replace")
+                except OSError as exc:
+                    raise DeviceSetupError(
+                        f"cannot read the kernel command line from {setup.cmdline}: {exc.strerror}"
+                    ) from None
+            state = load_state(self.device)
+            trial_source = state.trial.source if state.trial else ""
+            had_trial = state.trial is not None
+            state, outcome = finish_boot(
+                self.device, state, config, setup, running_slot(setup, cmdline)
+            )
+            if had_trial:
+                self._report_boot(state, outcome, trial_source)
+            pool = http_pool(config.limits.connect_timeout_seconds, _read_timeout(config))
+            self._send_reports(config, pool)
             return outcome
 
     def send_reports(self) -> int:
@@ -278,6 +322,8 @@ class Agent:
         )
         installed = False
         delta_note = ""
+        if run.config.boot is not None:
+            return self._install_for_real_boot(run, repo, plan, content, pool)
         if plan.delta is not None:
             patch = self.device.path / f"slot_{run.state.inactive.value}.delta.part"
             try:
@@ -343,6 +389,45 @@ class Agent:
             source.label,
         )
 
+    def _install_for_real_boot(
+        self,
+        run: _Run,
+        repo: VerifiedSource,
+        plan: Plan,
+        content: SlotContent,
+        pool: urllib3.PoolManager,
+    ) -> UpdateResult:
+        """Full image into the inactive partition, trial armed; the reboot is the
+        device's (a delta needs the active slot as a file: not on real partitions)."""
+        assert run.config.boot is not None
+        source = repo.source
+        staging = self.device.staging_file(run.state.inactive)
+        self._download(run, repo, plan.full, staging, pool)
+        run.state = install_to_partition(
+            self.device,
+            run.state,
+            run.config.boot,
+            staging,
+            content,
+            run.config.boot_attempts,
+            source.label,
+        )
+        self._queue(
+            target=plan.full.path,
+            build=plan.info.build,
+            status=ReportStatus.INSTALLED,
+            source=source.label,
+        )
+        return UpdateResult(
+            "installed",
+            plan.info.build,
+            f"Installed build {plan.info.build} into slot {run.state.inactive.value} from "
+            f"{source.label}; reboot to try it (the bootloader goes back to build "
+            f"{run.state.running.build} by itself if it does not come up healthy).",
+            tuple(run.attempts),
+            source.label,
+        )
+
     def _download(
         self,
         run: _Run,
@@ -385,8 +470,9 @@ class Agent:
         )
 
     def _finish_trial_boot(self, config: DeviceConfig, state: AgentState) -> AgentState:
-        """A trial armed by an interrupted run boots now, before anything new is tried."""
-        if state.trial is None:
+        """A trial armed by an interrupted run boots now, before anything new is tried
+        (on a device that boots for real, `patchline agent boot` settles it at start-up)."""
+        if state.trial is None or config.boot is not None:
             return state
         source = state.trial.source
         state, outcome = boot(self.device, state, config)
@@ -438,7 +524,7 @@ class Agent:
             )
             return
         if outcome.result == "rolled-back":
-            never_finished = "never finished" in outcome.reason
+            never_finished = outcome.boot_failed or "never finished" in outcome.reason
             self._queue(
                 target="",
                 build=outcome.tried_build if outcome.tried_build != "?" else outcome.build,
@@ -492,6 +578,20 @@ class Agent:
             self.outbox.send(pool, config.server_url, config.credential)
         with contextlib.suppress(SourceError):  # kept until the server has them
             self.receipts.send(pool, config.server_url, config.credential)
+
+
+def _waiting_for_reboot(state: AgentState) -> UpdateResult:
+    trial = state.trial
+    assert trial is not None
+    build = state.slots[trial.slot.value].build if trial.slot.value in state.slots else "?"
+    return UpdateResult(
+        "installed",
+        build,
+        f"Build {build} is installed in slot {trial.slot.value} and waits for a reboot to "
+        "be tried; nothing else is installed before then.",
+        (),
+        trial.source,
+    )
 
 
 def _read_timeout(config: DeviceConfig) -> float:

@@ -46,6 +46,32 @@ class HealthCheck(msgspec.Struct, forbid_unknown_fields=True):
     timeout_seconds: float = 60.0
 
 
+class BootSetup(msgspec.Struct, forbid_unknown_fields=True):
+    """A device that boots for real: its slots are GPT partitions of ``disk`` and a real
+    bootloader counts the tries of a new slot (docs/agent-boot.md)."""
+
+    #: "systemd-boot", "grub" or "u-boot".
+    bootloader: str
+    #: The whole disk holding the slot partitions (/dev/mmcblk0), or a disk image file.
+    disk: str
+    #: The GPT partition label of each slot.
+    slot_labels: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"a": "patchline-a", "b": "patchline-b"}
+    )
+    #: The ESP: a mounted directory, or "partlabel:<label>" for a partition of ``disk``
+    #: reached with mtools (servicing a disk image).
+    esp: str = "/boot/efi"
+    #: Kernel command line options of the systemd-boot entries the agent writes.
+    kernel_options: str = ""
+    #: Where GRUB's environment block is on the ESP.
+    grubenv: str = "/EFI/patchline/grubenv"
+    #: libubootenv's configuration (where U-Boot's environment is).
+    fw_env_config: str = "/etc/fw_env.config"
+    #: The kernel command line naming the booted slot (patchline.slot= or
+    #: root=PARTLABEL=).
+    cmdline: str = "/proc/cmdline"
+
+
 class DeviceConfig(msgspec.Struct, forbid_unknown_fields=True):
     """A device's identity and where it looks for updates."""
 
@@ -68,6 +94,8 @@ class DeviceConfig(msgspec.Struct, forbid_unknown_fields=True):
     )
     network: str = "wifi"
     battery_percent: int = 100
+    #: None: a simulated device (slot files, simulated reboot).
+    boot: BootSetup | None = None
 
 
 @dataclass(frozen=True)

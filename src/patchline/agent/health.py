@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from patchline.agent.device import HealthCheck
+from patchline.wire.device_api import Slot
 
 _CHUNK = 1 << 20
 
@@ -32,6 +33,29 @@ def check_health(check: HealthCheck, image: Path) -> str | None:
         if done.returncode != 0:
             tail = done.stderr.decode(errors="replace").strip()[-200:]
             return f"the health check exited with {done.returncode}" + (f": {tail}" if tail else "")
+    return None
+
+
+def check_booted(check: HealthCheck, slot: Slot) -> str | None:
+    """Return None when the running system is healthy, else why it is not: on a real
+    boot, the health command runs with the booted slot's name (a or b) as its last
+    argument (the marker is a property of slot image files, not looked at here)."""
+    if not check.command:
+        return None
+    try:
+        done = subprocess.run(
+            [*check.command, slot.value],
+            capture_output=True,
+            timeout=check.timeout_seconds,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"the health check did not finish within {check.timeout_seconds:.0f} s"
+    except OSError as exc:
+        return f"the health check could not run: {exc.strerror}"
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip()[-200:]
+        return f"the health check exited with {done.returncode}" + (f": {tail}" if tail else "")
     return None
 
 

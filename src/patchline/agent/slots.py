@@ -35,6 +35,9 @@ class BootOutcome:
     result: str
     reason: str = ""
     tried_build: str = ""
+    #: The tried build never came up (the bootloader gave up on it): a boot failure,
+    #: not a failed health check.
+    boot_failed: bool = False
 
 
 def forget_inactive(device: DeviceDir, state: AgentState) -> AgentState:

@@ -16,7 +16,7 @@ from patchline.agent.state import load_state
 from patchline.cli.context import CliContext, pass_cli
 from patchline.cli.progress import byte_progress
 from patchline.clock import SystemClock
-from patchline.errors import UsageError
+from patchline.errors import RolledBackError, UsageError
 from patchline.transport.http import http_pool
 
 DEVICE = click.argument("device", type=click.Path(file_okay=False, path_type=Path))
@@ -162,10 +162,42 @@ def update(
 
 @agent.command("boot")
 @DEVICE
+@click.option(
+    "--cmdline",
+    "cmdline_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A device that boots for real: read the booted slot from this file instead of "
+    "the configured one (/proc/cmdline).",
+)
 @pass_cli
-def boot_device(ctx: CliContext, device: Path) -> None:
-    """Simulate a reboot (finishes an interrupted install) and say which build runs."""
-    outcome = Agent(DeviceDir(device), clock=SystemClock()).reboot()
+def boot_device(ctx: CliContext, device: Path, cmdline_file: Path | None) -> None:
+    """Settle a boot and say which build runs.
+
+    A device that boots for real (device.json has a boot setup; run this at start-up):
+    health check, mark the running slot good, and report a fallback the bootloader took
+    as a rollback; exit 15 when the running build failed its health check (reboot: the
+    bootloader goes back). A simulated device: simulate a reboot (finishing an
+    interrupted install).
+    """
+    directory = DeviceDir(device)
+    agent_ = Agent(directory, clock=SystemClock())
+    if directory.load_config().boot is not None:
+        cmdline = cmdline_file.read_text(errors="replace") if cmdline_file else None
+        outcome = agent_.started(cmdline)
+        if outcome.result == "rolled-back" and not outcome.boot_failed:
+            raise RolledBackError(
+                f"build {outcome.tried_build} booted but is not healthy: {outcome.reason}",
+                hint=f"reboot: the bootloader boots build {outcome.build} from slot "
+                f"{outcome.slot.value} again",
+            )
+    elif cmdline_file is not None:
+        raise UsageError(
+            "--cmdline is for a device that boots for real; this device is simulated",
+            hint="drop --cmdline to simulate a reboot",
+        )
+    else:
+        outcome = agent_.reboot()
     text = {
         "normal": f"booted slot {outcome.slot.value}: build {outcome.build}",
         "committed": f"build {outcome.build} booted healthy from slot {outcome.slot.value}",
