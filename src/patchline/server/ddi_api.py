@@ -406,11 +406,9 @@ class DdiApi:
             await send_bytes(send, 200, _ENCODER.encode(cancel_document(number)))
             return
         if resource == "deploymentBase":
-            release = self._offered(decision)
-            status, key = "proceeding", "deployment"
+            release, status = self._offered(decision), "proceeding"
         else:
-            release = self._running(entry.model, row.build)
-            status, key = "finished", "deployment"
+            release, status = self._running(entry.model, row.build), "finished"
         if release is None or action_id(entry.device_id, release.target_path) != number:
             await send_error(send, 404, f"no action {number} for this controller")
             return
@@ -424,7 +422,6 @@ class DdiApi:
             artifact,
             forced=release.update_class is UpdateClass.SECURITY,
             messages=list(decision.reasons),
-            key=key,
             history_status=status,
         )
         await send_bytes(send, 200, _ENCODER.encode(document))
@@ -579,15 +576,16 @@ class DdiApi:
     async def artifact(
         self, scope: Scope, entry: DeviceEntry, module: str, name: str, send: Send
     ) -> None:
-        """An image of an action open to this controller (or its ``.MD5SUM``), whole or
-        one byte range of it."""
+        """An image of an action open to this controller (offered now, an install still
+        under way, or the build it runs) or its ``.MD5SUM``, whole or one byte range."""
         row = await self._state(entry, send)
         if row is None:
             return
         decision, _digest = self._decide(entry, row)
+        under_way = row.install_state in IN_FLIGHT
         candidates = (
             self._offered(decision),
-            self._release(entry.model, row.assigned_target),
+            self._release(entry.model, row.assigned_target) if under_way else None,
             self._running(entry.model, row.build),
         )
         md5sum = name.endswith(".MD5SUM")

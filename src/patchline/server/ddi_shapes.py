@@ -101,16 +101,15 @@ def deployment_document(
     *,
     forced: bool,
     messages: list[str],
-    key: str = "deployment",
     history_status: str = "proceeding",
 ) -> dict[str, Any]:
-    """``deploymentBase/{actionId}`` (or, with ``key="deployment"`` and a closed history,
-    ``installedBase``): one chunk holding the release's image, ``download`` and
-    ``update`` forced for a security release and attempted otherwise."""
+    """``deploymentBase/{actionId}`` (or, with a finished history, ``installedBase``):
+    one chunk holding the release's image, ``download`` and ``update`` forced for a
+    security release and attempted otherwise."""
     how = "forced" if forced else "attempt"
     return {
         "id": str(action),
-        key: {
+        "deployment": {
             "download": how,
             "update": how,
             "chunks": [
