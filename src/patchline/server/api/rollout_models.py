@@ -25,10 +25,13 @@ class PhaseBody(BaseModel):
         gt=0, le=100, description="Share of the selection reached, e.g. 0.1, 1, 10, 50, 100."
     )
     soak_hours: StrictFloat | StrictInt = Field(
-        24, ge=0, description="Hours (server clock) before it may move on by itself."
+        24, ge=0, le=87_600, description="Hours (server clock) before it may move on by itself."
     )
     min_healthy: StrictInt = Field(
-        1, ge=0, description="Devices that must have booted the build healthy to move on."
+        1,
+        ge=0,
+        le=2**31 - 1,
+        description="Devices that must have booted the build healthy to move on.",
     )
 
 
