@@ -6,8 +6,9 @@ processes of the server on one database (devices bulk-loaded with COPY, as in
 ``docs/deploy.md``) in front; every device checks in once through nginx (first
 check-ins), then wrk (1 thread, 64 connections) through nginx for the maximum rate.
 References in the same run: nginx serving a 1 KB file, and one server process without
-nginx. With ``--profile`` py-spy (on PATH) records every server process during the
-measured run and the output says where their samples went.
+nginx. With ``--profile`` py-spy (on PATH, ``--nonblocking``) records every server
+process during a second run at the maximum (the rate reported is the unprofiled one)
+and the output says where their samples went.
 
 Usage: python bench/processes.py [--devices 100000] [--duration 10] [--processes 1,2]
            [--profile DIR] [--smoke] [--json]
@@ -105,6 +106,17 @@ http {{
     return proc, port
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (/proc/stat, all cores)."""
+    return [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+
+
+def idle_share(before: list[int], after: list[int]) -> float:
+    """The share of the machine's CPU time left idle between two ``cpu_times``."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return (spent[3] + spent[4]) / max(sum(spent), 1)
+
+
 def children(pid: int) -> list[int]:
     """The child processes of ``pid`` (granian's workers)."""
     found = []
@@ -113,9 +125,9 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def profile_summary(raw: Path) -> dict[str, float]:
-    """Share of py-spy samples (raw format) by where they were: the device API, the
-    batch writer, the database driver, the ASGI server, other."""
+def profile_samples(raw: Path) -> Counter[str]:
+    """py-spy samples (raw format) by where they were: the device API, the batch writer,
+    the database driver on the request path, signing, the ASGI server, other."""
     shares: Counter[str] = Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -132,8 +144,7 @@ def profile_summary(raw: Path) -> dict[str, float]:
         else:
             where = "other"
         shares[where] += int(count)
-    total = sum(shares.values()) or 1
-    return {k: round(v / total, 3) for k, v in shares.most_common()}
+    return shares
 
 
 def measure(
@@ -156,6 +167,10 @@ def measure(
         try:
             base = f"http://127.0.0.1:{port}"
             warm = wrk(base, warm_seconds, lua, script_env)
+            before = cpu_times()
+            top = wrk(base, duration, lua, script_env)
+            idle = idle_share(before, cpu_times())
+            # Profiled apart: py-spy takes CPU of its own, so the rate above is unprofiled.
             spies = []
             if profile is not None:
                 for proc, _ in servers:
@@ -164,13 +179,14 @@ def measure(
                         cmd = ["py-spy", "record", "--nonblocking", "-p", str(pid), "-r", "100"]
                         cmd += ["-d", str(int(duration)), "-f", "raw", "-o", str(out)]
                         spies.append((subprocess.Popen(cmd, stdout=subprocess.DEVNULL), out))
-            top = wrk(base, duration, lua, script_env)
-            shares: dict[str, float] = {}
+                wrk(base, duration, lua, script_env)
+            samples: Counter[str] = Counter()
             for spy, out in spies:
                 spy.wait(timeout=duration + 60)
                 if out.exists():
-                    for where, share in profile_summary(out).items():
-                        shares[where] = shares.get(where, 0.0) + share / len(spies)
+                    samples.update(profile_samples(out))
+            total = sum(samples.values()) or 1
+            shares = {k: round(v / total, 3) for k, v in samples.most_common()}
         finally:
             lb.terminate()
             lb.wait(timeout=30)
@@ -189,6 +205,7 @@ def measure(
         "p99_ms": top.p99_ms,
         "non_2xx": warm.non_2xx + top.non_2xx,
         "direct_rps": direct.rps if direct else None,
+        "machine_idle": idle,
         "profile_shares": shares or None,
     }
 
@@ -267,7 +284,8 @@ def main() -> None:
         print(
             f"N={r['processes']}: {r['rps']:,.0f}/s through nginx = {r['ratio_vs_nginx']:.3f} x "
             f"nginx, {r['ratio_vs_one']:.2f} x N=1 (first check-ins {r['cold_rps']:,.0f}/s, "
-            f"p99 {r['p99_ms']:.1f} ms at max, non-2xx {r['non_2xx']}){direct}"
+            f"p99 {r['p99_ms']:.1f} ms at max, non-2xx {r['non_2xx']}, machine idle "
+            f"{r['machine_idle']:.0%} meanwhile){direct}"
         )
         if r["profile_shares"]:
             print(
