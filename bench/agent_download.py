@@ -172,8 +172,8 @@ def measure(size_mib: int, rounds: int) -> dict[str, float]:
 
 
 def child_peak_rss(url: str, sha: str, size: int, staging: Path, *, download: bool) -> float:
-    """Peak resident bytes of a new process that downloads and verifies ``url`` as the
-    agent does (or, with ``download`` false, only imports what it would use)."""
+    """Peak resident bytes, after its imports, of a new process that downloads and
+    verifies ``url`` as the agent does (or, with ``download`` false, does nothing)."""
     args = [sys.executable, __file__, "child", url, sha, str(size), str(staging)]
     out = subprocess.run(
         [*args, "1" if download else "0"], capture_output=True, text=True, check=True
@@ -182,10 +182,20 @@ def child_peak_rss(url: str, sha: str, size: int, staging: Path, *, download: bo
 
 
 def child_main(url: str, sha: str, size: str, staging: str, download: str) -> None:
-    """The measured process of ``child_peak_rss``: prints its peak RSS in bytes."""
+    """The measured process of ``child_peak_rss``: prints its peak RSS in bytes, from
+    after its imports (Linux resets the peak on writing 5 to /proc/self/clear_refs)."""
+    clear = Path("/proc/self/clear_refs")
+    if clear.exists():
+        clear.write_text("5")
     if download == "1":
         target = TargetFile(int(size), {"sha256": sha}, "image.img")
         download_verified(HttpOpener(http_pool(5, 30)), url, target, Path(staging), Limits())
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                print(int(line.split()[1]) * 1024)
+                return
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
