@@ -44,6 +44,8 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/publish_scale.py
 	$(BIN)/python bench/checkin_rate.py
+	$(BIN)/python bench/million.py
+	$(BIN)/python bench/processes.py
 	$(BIN)/python bench/agent_download.py
 	bash bench/fetch_delta_data.sh $(BIN)/python
 	$(BIN)/python bench/delta_compare.py

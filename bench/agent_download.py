@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -104,7 +106,8 @@ def best(rounds: int, run: Callable[[], None], setup: Callable[[], None] = lambd
 
 def measure(size_mib: int, rounds: int) -> dict[str, float]:
     """Rates in bytes/s for curl (to a file and to /dev/null), sha256 and the agent; and
-    the two ratios."""
+        the two ratios; and the agent's peak resident memory while downloading (a process of
+    its own, against the same process that only imports the agent)."""
     size = size_mib * 1024 * 1024
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
         work = Path(tmp)
@@ -149,6 +152,9 @@ def measure(size_mib: int, rounds: int) -> dict[str, float]:
             t_sha = best(rounds, run_sha)
             t_agent = best(rounds, run_agent, remove_staging)
             remove_staging()
+            peak = child_peak_rss(file_url, sha, size, staging, download=True)
+            remove_staging()
+            idle = child_peak_rss(file_url, sha, size, staging, download=False)
         finally:
             nginx.terminate()
             nginx.wait()
@@ -160,10 +166,43 @@ def measure(size_mib: int, rounds: int) -> dict[str, float]:
     }
     rates["ratio"] = rates["agent"] / min(rates["curl-file"], rates["sha256"])
     rates["ratio-null"] = rates["agent"] / min(rates["curl-null"], rates["sha256"])
+    rates["agent-peak-rss"] = peak
+    rates["agent-idle-rss"] = idle
     return rates
 
 
+def child_peak_rss(url: str, sha: str, size: int, staging: Path, *, download: bool) -> float:
+    """Peak resident bytes, after its imports, of a new process that downloads and
+    verifies ``url`` as the agent does (or, with ``download`` false, does nothing)."""
+    args = [sys.executable, __file__, "child", url, sha, str(size), str(staging)]
+    out = subprocess.run(
+        [*args, "1" if download else "0"], capture_output=True, text=True, check=True
+    ).stdout
+    return float(out.strip())
+
+
+def child_main(url: str, sha: str, size: str, staging: str, download: str) -> None:
+    """The measured process of ``child_peak_rss``: prints its peak RSS in bytes, from
+    after its imports (Linux resets the peak on writing 5 to /proc/self/clear_refs)."""
+    clear = Path("/proc/self/clear_refs")
+    if clear.exists():
+        clear.write_text("5")
+    if download == "1":
+        target = TargetFile(int(size), {"sha256": sha}, "image.img")
+        download_verified(HttpOpener(http_pool(5, 30)), url, target, Path(staging), Limits())
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                print(int(line.split()[1]) * 1024)
+                return
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
 def main() -> None:
+    if len(sys.argv) == 7 and sys.argv[1] == "child":
+        child_main(*sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
@@ -173,6 +212,12 @@ def main() -> None:
         print(f"{name:>9}: {rates[name] / 1e9:.2f} GB/s")
     print(f"ratio agent / slower of curl-file, sha256: {rates['ratio']:.2f} (target >= 0.80)")
     print(f"ratio agent / slower of curl-null, sha256: {rates['ratio-null']:.2f}")
+    mib = 1 << 20
+    print(
+        f"agent peak RSS while downloading {args.size_mib} MiB: "
+        f"{rates['agent-peak-rss'] / mib:.0f} MiB "
+        f"(the same process without downloading: {rates['agent-idle-rss'] / mib:.0f} MiB)"
+    )
 
 
 if __name__ == "__main__":

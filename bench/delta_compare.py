@@ -15,7 +15,7 @@ RSS is measured on generated 256 MiB and 1 GiB pairs (random base, an overwrite 
 insertion every 16 MiB). Ratios are ours divided by each reference.
 
 Usage: .venv/bin/python bench/delta_compare.py [--skip-synthetic]
-[--pairs scipy,pyarrow,opencv] [--only-ours]
+[--pairs scipy,pyarrow,opencv] [--only-ours] [--synthetic-mib 256,1024]
 (``--pairs ""`` runs only the synthetic part; ``--only-ours`` skips the reference methods,
 for iterating on ours.)
 """
@@ -293,6 +293,9 @@ def main() -> None:
         help=f"comma-separated pairs to run, of {', '.join(PAIRS)} (default: all)",
     )
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument(
+        "--synthetic-mib", default="256,1024", help="sizes of the generated pairs, in MiB"
+    )
     parser.add_argument("--only-ours", action="store_true")
     args = parser.parse_args()
     names = [name for name in args.pairs.split(",") if name]
@@ -310,7 +313,8 @@ def main() -> None:
             flush=True,
         )
     if not args.skip_synthetic:
-        synth = [measure_synthetic(size) for size in (256 * MiB, 1024 * MiB)]
+        sizes = [int(mib) * MiB for mib in args.synthetic_mib.split(",")]
+        synth = [measure_synthetic(size) for size in sizes]
         print("\n| image | patch | build | apply | apply peak RSS |")
         print("| --- | ---: | ---: | ---: | ---: |")
         for row in synth:

@@ -1,5 +1,5 @@
 -- wrk script: POST /v1/check-in as many different devices, read from CREDENTIALS.
--- Devices are taken in order (each connection its own stride), so a run of N requests
+-- Devices are taken in order (one counter per thread), so a run of N requests
 -- touches min(N, devices) devices. DELAY_MS > 0 paces each connection (fixed-rate runs).
 local credentials = {}
 local body = nil
@@ -24,8 +24,10 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+-- START=0 takes the devices in file order from the first (a pass that must reach
+-- the first N devices); by default each thread starts at a random one.
 function init(args)
-  counter = math.random(1, #credentials)
+  counter = tonumber(os.getenv("START") or "") or math.random(1, #credentials)
 end
 
 function request()

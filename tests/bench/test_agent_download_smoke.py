@@ -22,3 +22,6 @@ def test_the_download_bench_measures_every_rate_and_both_ratios() -> None:
         assert rates[name] > 1e6, name
     assert rates["ratio"] > 0
     assert rates["ratio-null"] > 0
+    # Memory does not grow with the image: 8 MiB through a ring of 1 MiB buffers.
+    assert 0 < rates["agent-idle-rss"] <= rates["agent-peak-rss"]
+    assert rates["agent-peak-rss"] - rates["agent-idle-rss"] < 64 << 20

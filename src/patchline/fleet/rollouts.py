@@ -497,11 +497,15 @@ def due(session: Session, now: datetime) -> list[str]:
     if not rows:
         return []
     wanted = {(r.model, r.build) for r in rows}
+    # Only installs count towards a step (a brake's rates, healthy, pending; the cohort's
+    # size does not), so devices offered the build that have not installed it are not
+    # read: before the first install report this reads no row at all.
     query = select(
         Device.id, Device.model, Device.assigned_build, Device.install_state, Device.last_seen_at
     ).where(
         Device.model.in_(sorted({m for m, _ in wanted})),
         Device.assigned_build.in_(sorted({b for _, b in wanted})),
+        Device.install_state.in_(_RESULTS),
     )
     offered: dict[tuple[str, str], list[_Offered]] = {key: [] for key in wanted}
     for device_id, model, build, state, last_seen in session.execute(query):

@@ -336,9 +336,8 @@ class DeviceApi:
 
     def _public_key(self, device_id: str) -> bytes | None:
         """The device's receipt key as stored now (re-enrollment replaces it)."""
-        with self.rt.db.engine.connect() as conn:
+        with self.rt.db.reading() as conn:
             key = conn.execute(select(Device.public_key).where(Device.id == device_id)).scalar()
-            conn.rollback()
         return bytes(key) if key is not None else None
 
     def _enroll(self, request: EnrollRequest) -> Any:

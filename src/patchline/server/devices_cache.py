@@ -50,9 +50,8 @@ def load_devices(db: Database, device_ids: list[str]) -> dict[str, DeviceEntry]:
         Device.last_decision,
         Device.failed_builds,
     ).where(Device.id.in_(device_ids))
-    with db.engine.connect() as conn:
+    with db.reading() as conn:
         rows = conn.execute(query).all()
-        conn.rollback()
     return {
         row.id: DeviceEntry(
             device_id=row.id,

@@ -72,7 +72,7 @@ class Runtime:
 
     def reload_catalog_if_changed(self) -> bool:
         """Reload releases and rules when another process (or this one) changed them."""
-        with self.db.transaction() as session:
+        with self.db.reading_session() as session:
             version = catalog_version(session)
             if version == self.director.catalog.version:
                 return False
@@ -88,17 +88,15 @@ class Runtime:
         to a minute older than the latest seen are looked at again, for clocks of
         several processes that differ a little."""
         window = timedelta(minutes=1)
-        with self.db.engine.connect() as conn:
+        with self.db.reading() as conn:
             if self._beliefs_since is None:
                 latest = conn.execute(select(func.max(Device.beliefs_changed_at))).scalar()
-                conn.rollback()
                 self._beliefs_since = aware(latest) if latest is not None else _EPOCH
                 return 0
             query = select(Device.id, Device.beliefs_changed_at).where(
                 Device.beliefs_changed_at >= self._beliefs_since - window
             )
             rows = conn.execute(query).all()
-            conn.rollback()
         forgotten = 0
         for device_id, changed_at in rows:
             changed = aware(changed_at)
@@ -116,9 +114,10 @@ class Runtime:
         """Apply the brakes and the phase schedule of the active rollouts: one read of
         all their figures, then each rollout that calls for a change in its own
         transaction with its row locked (so a change is taken once, whichever process
-        sees it first); the (rollout, new state) pairs this process changed."""
+        sees it first); the (rollout, new state) pairs this process changed. The read
+        takes no lock, so with nothing due no write transaction is opened."""
         now = self.clock.now()
-        with self.db.transaction() as session:
+        with self.db.reading_session() as session:
             ids = due(session, now)
         changed = []
         for rollout_id in ids:

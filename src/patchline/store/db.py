@@ -7,11 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from patchline.errors import ConfigError
+
+#: Execution option of a connection that only reads (see ``Database.reading``).
+READ_ONLY = "patchline_read_only"
 
 
 class Base(DeclarativeBase):
@@ -32,7 +35,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, full fsync and a busy timeout.
 
     SQLite transactions that write start with BEGIN IMMEDIATE, so concurrent writers
-    queue instead of failing mid-transaction.
+    queue instead of failing mid-transaction; those of ``Database.reading`` start with a
+    plain BEGIN, which takes no write lock (WAL readers neither wait for nor hold up the
+    writer).
     """
     try:
         parsed = make_url(url)
@@ -53,7 +58,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     if parsed.get_backend_name() == "postgresql":
@@ -80,6 +86,24 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """A session in one transaction, committed at the end, rolled back on error."""
         with self.sessions.begin() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection in one transaction that only reads, rolled back at the end. On
+        SQLite it takes no write lock, so a poll neither waits for the writer nor holds it
+        up; writing through it is an error of the caller (SQLite may refuse it)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY: True})
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+
+    @contextlib.contextmanager
+    def reading_session(self) -> Iterator[Session]:
+        """An ORM session over ``reading()``: one transaction that only reads."""
+        with self.reading() as conn, Session(bind=conn, expire_on_commit=False) as session:
             yield session
 
     def dispose(self) -> None:

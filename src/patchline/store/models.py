@@ -35,7 +35,7 @@ class Device(Base):
         Index("ix_devices_model_region", "model", "region"),
         Index("ix_devices_build", "model", "build"),
         Index("ix_devices_beliefs_changed_at", "beliefs_changed_at"),
-        Index("ix_devices_assigned_build", "model", "assigned_build"),
+        Index("ix_devices_assigned_install", "model", "assigned_build", "install_state"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
