@@ -116,12 +116,8 @@ class Agent:
                     f"{self.device.path} boots for real: its reboots are not simulated",
                     hint="reboot the device; `patchline agent boot` settles the boot at start-up",
                 )
-            state = load_state(self.device)
-            had_trial = state.trial is not None
-            trial_source = state.trial.source if state.trial else ""
-            state, outcome = boot(self.device, state, config)
-            if had_trial:
-                self._report_boot(state, outcome, trial_source)
+            state, outcome = boot(self.device, load_state(self.device), config)
+            self._queue_boot_report(state)
             return outcome
 
     def started(self, cmdline: str | None = None) -> BootOutcome:
@@ -368,7 +364,7 @@ class Agent:
             delta=used_delta,
         )
         run.state, outcome = boot(self.device, run.state, run.config)
-        self._report_boot(run.state, outcome, source.label, used_delta)
+        run.state = self._queue_boot_report(run.state)
         if outcome.result != "committed":
             raise RolledBackError(
                 f"Build {plan.info.build} was installed from {source.label} but did not boot "
@@ -472,11 +468,13 @@ class Agent:
     def _finish_trial_boot(self, config: DeviceConfig, state: AgentState) -> AgentState:
         """A trial armed by an interrupted run boots now, before anything new is tried
         (on a device that boots for real, `patchline agent boot` settles it at start-up)."""
-        if state.trial is None or config.boot is not None:
+        if config.boot is not None:
             return state
-        source = state.trial.source
+        state = self._queue_boot_report(state)
+        if state.trial is None:
+            return state
         state, outcome = boot(self.device, state, config)
-        self._report_boot(state, outcome, source)
+        state = self._queue_boot_report(state)
         if outcome.result == "rolled-back":
             raise RolledBackError(
                 f"Build {outcome.tried_build} did not boot healthy: {outcome.reason}. "
@@ -510,6 +508,34 @@ class Agent:
             delta=delta,
         )
         self.receipts.add(receipt, device_key(self.device))
+
+    def _queue_boot_report(self, state: AgentState) -> AgentState:
+        """Queue the report of a simulated trial boot that ended (once, under the id
+        saved with its commit or rollback), then forget it; the state as saved."""
+        ended = state.unreported_boot
+        if ended is None:
+            return state
+        committed = ended.result == "committed"
+        never_finished = ended.boot_failed or "never finished" in ended.reason
+        self._queue(
+            target=state.running.target if committed else "",
+            build=ended.build if committed or ended.tried_build == "?" else ended.tried_build,
+            status=ReportStatus.BOOTED_HEALTHY if committed else ReportStatus.ROLLED_BACK,
+            code=(
+                ReportCode.NONE
+                if committed
+                else ReportCode.BOOT_FAILED
+                if never_finished
+                else ReportCode.HEALTH_CHECK_FAILED
+            ),
+            detail="" if committed else f"{ended.reason}; running build {ended.build} again",
+            source=ended.source,
+            delta=ended.delta,
+            report_id=ended.report_id,
+        )
+        state = msgspec.structs.replace(state, unreported_boot=None)
+        save_state(self.device, state)
+        return state
 
     def _report_boot(
         self, state: AgentState, outcome: BootOutcome, source: str, delta: bool = False
@@ -557,6 +583,7 @@ class Agent:
         detail: str = "",
         source: str = "",
         delta: bool = False,
+        report_id: str = "",
     ) -> None:
         self.outbox.add(
             new_report(
@@ -568,6 +595,7 @@ class Agent:
                 detail=detail,
                 source=source,
                 delta=delta,
+                report_id=report_id,
             )
         )
 

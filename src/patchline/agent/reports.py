@@ -31,10 +31,11 @@ def new_report(
     detail: str = "",
     source: str = "",
     delta: bool = False,
+    report_id: str = "",
 ) -> Report:
-    """A report with a fresh report id (uuid4)."""
+    """A report with ``report_id``, or a fresh one (uuid4)."""
     return Report(
-        report_id=str(uuid.uuid4()),
+        report_id=report_id or str(uuid.uuid4()),
         target=target[:256],
         build=build,
         status=status,
@@ -53,7 +54,10 @@ class Outbox:
         self.folder = folder
 
     def add(self, report: Report) -> Path:
-        """Queue ``report`` durably; return its file."""
+        """Queue ``report`` durably; return its file. A report already queued under
+        the same id is kept as it is (queueing again after a power cut adds nothing)."""
+        for queued in self.folder.glob(f"*-{report.report_id}.json"):
+            return queued
         path = self.folder / f"{time.time_ns():020d}-{report.report_id}.json"
         write_atomic(path, msgspec.json.encode(report))
         return path

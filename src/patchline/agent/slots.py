@@ -10,6 +10,7 @@ leaves state.json naming a slot that boots: the old one until the commit.
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import msgspec
 
 from patchline.agent.device import DeviceConfig, DeviceDir
 from patchline.agent.health import check_health
-from patchline.agent.state import AgentState, SlotContent, TrialBoot, save_state
+from patchline.agent.state import AgentState, BootReport, SlotContent, TrialBoot, save_state
 from patchline.delta import apply_delta
 from patchline.errors import InstallFailedError
 from patchline.fsutil import fsync_dir
@@ -105,36 +106,58 @@ def boot(
     device: DeviceDir, state: AgentState, config: DeviceConfig
 ) -> tuple[AgentState, BootOutcome]:
     """Simulate a reboot: try the trial slot if one is armed, run the health check,
-    commit it, or fall back to the committed slot."""
+    commit it, or fall back to the committed slot.
+
+    The commit or rollback is saved together with ``unreported_boot`` (and a failed
+    build joins ``refused_builds`` in the same save), so its report survives a power cut."""
     trial = state.trial
     if trial is None:
         return state, BootOutcome(state.active, state.running.build, "normal")
     tried = state.slots.get(trial.slot.value)
     tried_build = tried.build if tried else "?"
     if trial.attempts_left <= 0 or tried is None:
-        state = _replace(state, trial=None)
-        save_state(device, state)
-        return state, BootOutcome(
+        outcome = BootOutcome(
             state.active,
             state.running.build,
             "rolled-back",
             f"build {tried_build} did not come up (the last boot attempt never finished)",
             tried_build,
         )
+        state = _ended(state, trial, outcome)
+        save_state(device, state)
+        return state, outcome
     state = _replace(
         state, trial=TrialBoot(trial.slot, trial.attempts_left - 1, trial.source, trial.delta)
     )
     save_state(device, state)
     problem = check_health(config.health, device.slot_image(trial.slot))
     if problem is None:
-        state = _replace(state, active=trial.slot, trial=None)
+        outcome = BootOutcome(trial.slot, tried_build, "committed", tried_build=tried_build)
+        state = _ended(_replace(state, active=trial.slot), trial, outcome)
         save_state(device, state)
-        return state, BootOutcome(trial.slot, tried_build, "committed", tried_build=tried_build)
-    state = _replace(state, trial=None)
+        return state, outcome
+    outcome = BootOutcome(state.active, state.running.build, "rolled-back", problem, tried_build)
+    state = _ended(state, trial, outcome)
     save_state(device, state)
-    return state, BootOutcome(
-        state.active, state.running.build, "rolled-back", problem, tried_build
+    return state, outcome
+
+
+def _ended(state: AgentState, trial: TrialBoot, outcome: BootOutcome) -> AgentState:
+    """``state`` with the trial over and its outcome waiting to be reported."""
+    refused = state.refused_builds
+    if outcome.result == "rolled-back":
+        refused = sorted({*refused, outcome.tried_build})
+    report = BootReport(
+        report_id=str(uuid.uuid4()),
+        result=outcome.result,
+        build=outcome.build,
+        tried_build=outcome.tried_build,
+        reason=outcome.reason,
+        boot_failed=outcome.boot_failed,
+        source=trial.source,
+        delta=trial.delta,
     )
+    return _replace(state, trial=None, refused_builds=refused, unreported_boot=report)
 
 
 def _arm(

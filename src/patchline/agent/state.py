@@ -41,6 +41,21 @@ class TrialBoot(msgspec.Struct, forbid_unknown_fields=True):
     delta: bool = False
 
 
+class BootReport(msgspec.Struct, forbid_unknown_fields=True):
+    """How a trial boot ended, saved with the commit or rollback it describes and kept
+    until its report is queued: a power cut between the two loses no report."""
+
+    report_id: str
+    #: "committed" or "rolled-back".
+    result: str
+    build: str
+    tried_build: str
+    reason: str = ""
+    boot_failed: bool = False
+    source: str = ""
+    delta: bool = False
+
+
 class AgentState(msgspec.Struct, forbid_unknown_fields=True):
     """Everything the agent must remember across reboots and crashes."""
 
@@ -52,6 +67,8 @@ class AgentState(msgspec.Struct, forbid_unknown_fields=True):
     last_mirrors: list[str] = msgspec.field(default_factory=list)
     #: Builds that failed their health check here: never tried again.
     refused_builds: list[str] = msgspec.field(default_factory=list)
+    #: The end of a trial boot whose report is not queued yet.
+    unreported_boot: BootReport | None = None
 
     @property
     def inactive(self) -> Slot:
