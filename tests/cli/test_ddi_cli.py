@@ -4,8 +4,11 @@ SWUpdate accepts with the maker's certificate and refuses with any other or tamp
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -88,12 +91,20 @@ def test_swupdate_accepts_a_built_swu_only_with_the_makers_certificate(tmp_path:
     scratch.mkdir()
 
     def check(cert: Path, file: Path) -> int:
-        return subprocess.run(
+        # SWUpdate forks helpers that can outlive it: run it in its own session, wait
+        # for it alone (not for its output pipes), then end the whole session.
+        process = subprocess.Popen(
             ["swupdate", "-c", "-H", "board:1.0", "-k", str(cert), "-i", str(file)],
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             env={"TMPDIR": str(scratch), "PATH": "/usr/bin:/bin"},
-            check=False,
-        ).returncode
+            start_new_session=True,
+        )
+        try:
+            return process.wait(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
     assert check(maker / "signing.crt", swu) == 0
     assert check(tmp_path / "other" / "signing.crt", swu) != 0
