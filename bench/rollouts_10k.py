@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -59,7 +60,7 @@ def scenario(name: str, devices: int, database_url: str | None) -> dict[str, Any
         try:
             world.api("POST", "/api/rollouts", body)
             started = time.monotonic()
-            simulation = Simulation(world, options, print)
+            simulation = Simulation(world, options, progress)
             report = simulation.run()
             wall = time.monotonic() - started
             shown = world.api("GET", "/api/rollouts/R-1")
@@ -91,6 +92,12 @@ def scenario(name: str, devices: int, database_url: str | None) -> dict[str, Any
         "installed_outside_last_phase_cohort": len(took - cohorts[shown["phase"]]),
         "agrees": report.agrees,
     }
+
+
+def progress(line: str) -> None:
+    """The simulation's running commentary, on standard error (standard output carries
+    the results, JSON with --json)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def main() -> None:
