@@ -154,3 +154,22 @@ def test_a_token_past_its_rate_gets_429_with_retry_after(guarded: RunningServer)
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert "too many requests" in refused.json()["detail"]
+
+
+def test_text_holding_the_nul_character_gets_422_and_changes_nothing(
+    guarded: RunningServer,
+) -> None:
+    """PostgreSQL cannot store U+0000: a body holding it is refused before it is read by
+    an endpoint, escaped or raw, even when the escape is split between two chunks."""
+    api = guarded.api()
+    rule = {"id": "nul", "effect": "allow", "priority": 1, "note": "a\u0000b"}
+    refused = api.post("/api/policies", json=rule)
+    assert refused.status_code == 422, refused.text
+    assert "NUL" in refused.text
+    chunks = [b'{"id": "nul", "effect": "allow", "note": "a\\u00', b'00b"}']
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks)
+    status, answer, _ = raw_request(
+        guarded, _head("/api/policies", guarded.admin_token, None), body
+    )
+    assert status == 422, answer
+    assert api.get("/api/policies").json() == []

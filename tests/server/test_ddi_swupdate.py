@@ -6,6 +6,7 @@ delivery in its audit chain under the rule that allowed it."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -211,3 +212,52 @@ def test_a_failed_install_is_reported_failed_and_halts_the_rollout_by_its_failur
     assert "failure" in json.dumps(halted["history"])
     facts = api.get("/api/devices/ctl-3/facts").json()
     assert [f["build"] for f in facts["failed_builds"]] == ["1.1"]
+
+
+# SWUpdate binds fixed control sockets in /tmp: every test that runs it lives in this
+# module, so they never run at once (the suite spreads whole files over its workers).
+@pytest.mark.skipif(shutil.which("swupdate") is None, reason="Debian's swupdate is not installed")
+def test_swupdate_accepts_a_built_swu_only_with_the_makers_certificate(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The module runs on SQLite; this test needs no database (``database_url`` unused)."""
+    home = ["--home", str(tmp_path)]
+    assert main([*home, "swu", "test-certificate", str(tmp_path / "maker")]) == 0
+    assert main([*home, "swu", "test-certificate", str(tmp_path / "other")]) == 0
+    image = tmp_path / "rootfs.img"
+    image.write_bytes(hashlib.sha256(b"rootfs").digest() * 2048)
+    partition = tmp_path / "partition.img"
+    partition.write_bytes(b"\0" * len(image.read_bytes()))
+    swu = tmp_path / "update.swu"
+    maker = tmp_path / "maker"
+    args = ["swu", "build", str(image), "--out", str(swu), "--version", "1.1"]
+    args += ["--device", str(partition), "--key", str(maker / "signing.key")]
+    assert main([*home, *args, "--cert", str(maker / "signing.crt")]) == 0
+
+    scratch = tmp_path / "swupdate"  # SWUpdate extracts into TMPDIR and empties it
+    scratch.mkdir()
+
+    def check(cert: Path, file: Path) -> int:
+        # SWUpdate forks helpers that can outlive it: run it in its own session, wait
+        # for it alone (not for its output pipes), then end the whole session.
+        process = subprocess.Popen(
+            ["swupdate", "-c", "-H", "board:1.0", "-k", str(cert), "-i", str(file)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={"TMPDIR": str(scratch), "PATH": "/usr/bin:/bin"},
+            start_new_session=True,
+        )
+        try:
+            return process.wait(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+    assert check(maker / "signing.crt", swu) == 0
+    assert check(tmp_path / "other" / "signing.crt", swu) != 0
+    tampered = tmp_path / "tampered.swu"
+    data = bytearray(swu.read_bytes())
+    data[data.index(b"version") + 11] ^= 1  # inside the signed sw-description
+    tampered.write_bytes(bytes(data))
+    assert check(maker / "signing.crt", tampered) != 0
+    assert partition.read_bytes() == b"\0" * len(image.read_bytes())  # -c writes nothing

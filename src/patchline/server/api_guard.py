@@ -33,6 +33,14 @@ CALLER_KEY = "patchline.caller"
 UPLOAD_ROUTE = ("POST", "/api/releases")
 
 
+class NulInBodyError(HTTPException):
+    """A request body holds the NUL character (U+0000), which no stored text may hold
+    (PostgreSQL refuses it): refused before anything is stored."""
+
+    def __init__(self) -> None:
+        super().__init__(422, "text may not contain the NUL character (U+0000)")
+
+
 class BodyTooLargeError(HTTPException):
     """A streamed request body passed the endpoint's limit."""
 
@@ -86,14 +94,22 @@ class ApiGuard:
             return
         received = 0
         started = False
+        tail = b""
+        text_body = (scope["method"], scope["path"].rstrip("/")) != UPLOAD_ROUTE
 
         async def capped_receive() -> Message:
-            nonlocal received
+            nonlocal received, tail
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > limit:
                     raise BodyTooLargeError(limit)
+                if text_body:
+                    seen = tail + chunk
+                    if b"\x00" in seen or b"\\u0000" in seen:
+                        raise NulInBodyError()
+                    tail = seen[-5:]
             return message
 
         async def watched_send(message: Message) -> None:
@@ -104,10 +120,10 @@ class ApiGuard:
 
         try:
             await self.app(scope, capped_receive, watched_send)
-        except BodyTooLargeError as exc:
+        except (BodyTooLargeError, NulInBodyError) as exc:
             if started:
                 raise
-            await _refuse(send, 413, str(exc.detail))
+            await _refuse(send, exc.status_code, str(exc.detail))
 
     def _limit(self, scope: Scope) -> int:
         settings = self.rt.settings
