@@ -237,23 +237,30 @@ def test_swupdate_accepts_a_built_swu_only_with_the_makers_certificate(
     scratch = tmp_path / "swupdate"  # SWUpdate extracts into TMPDIR and empties it
     scratch.mkdir()
 
+    log = tmp_path / "swupdate-check.log"
+
     def check(cert: Path, file: Path) -> int:
         # SWUpdate forks helpers that can outlive it: run it in its own session, wait
         # for it alone (not for its output pipes), then end the whole session.
-        process = subprocess.Popen(
-            ["swupdate", "-c", "-H", "board:1.0", "-k", str(cert), "-i", str(file)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={"TMPDIR": str(scratch), "PATH": "/usr/bin:/bin"},
-            start_new_session=True,
-        )
-        try:
-            return process.wait(timeout=60)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                ["swupdate", "-c", "-H", "board:1.0", "-k", str(cert), "-i", str(file)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={"TMPDIR": str(scratch), "PATH": "/usr/bin:/bin"},
+                start_new_session=True,
+            )
+            try:
+                return process.wait(timeout=60)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
 
-    assert check(maker / "signing.crt", swu) == 0
+    # SWUpdate's check mode has been seen to exit 1 once on a loaded machine for a .swu it
+    # accepted on the next try; acceptance gets three tries (a broken build never passes),
+    # refusals one.
+    accepted = [check(maker / "signing.crt", swu) for _ in range(3)]
+    assert 0 in accepted, log.read_text(errors="replace")[-3000:]
     assert check(tmp_path / "other" / "signing.crt", swu) != 0
     tampered = tmp_path / "tampered.swu"
     data = bytearray(swu.read_bytes())
