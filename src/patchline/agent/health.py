@@ -19,20 +19,7 @@ def check_health(check: HealthCheck, image: Path) -> str | None:
     if check.marker and not _contains(image, check.marker.encode()):
         return f"the image does not hold the health marker {check.marker!r}"
     if check.command:
-        try:
-            done = subprocess.run(
-                [*check.command, str(image)],
-                capture_output=True,
-                timeout=check.timeout_seconds,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return f"the health check did not finish within {check.timeout_seconds:.0f} s"
-        except OSError as exc:
-            return f"the health check could not run: {exc.strerror}"
-        if done.returncode != 0:
-            tail = done.stderr.decode(errors="replace").strip()[-200:]
-            return f"the health check exited with {done.returncode}" + (f": {tail}" if tail else "")
+        return _run_command(check, str(image))
     return None
 
 
@@ -42,9 +29,14 @@ def check_booted(check: HealthCheck, slot: Slot) -> str | None:
     argument (the marker is a property of slot image files, not looked at here)."""
     if not check.command:
         return None
+    return _run_command(check, slot.value)
+
+
+def _run_command(check: HealthCheck, last_argument: str) -> str | None:
+    """Run the health command with ``last_argument``; None when it exits 0, else why not."""
     try:
         done = subprocess.run(
-            [*check.command, slot.value],
+            [*check.command, last_argument],
             capture_output=True,
             timeout=check.timeout_seconds,
             check=False,
