@@ -50,14 +50,15 @@ def permissions_of(dependant: Dependant) -> set[Permission]:
 
 
 def route_permissions() -> dict[tuple[str, str], Permission]:
-    """(method, path template) -> the one permission each management route requires."""
+    """(method, path template as /openapi.json writes it) -> the one permission each
+    management route requires."""
     table: dict[tuple[str, str], Permission] = {}
     for router in ROUTERS:
         for route in router.routes:
             assert isinstance(route, APIRoute)
             (permission,) = permissions_of(route.dependant) or {None}
             for method in route.methods:
-                table[(method, route.path)] = permission  # type: ignore[assignment]
+                table[(method, route.path_format)] = permission  # type: ignore[assignment]
     return table
 
 
@@ -102,11 +103,15 @@ def state_of(server: RunningServer) -> dict[str, Any]:
 
 
 def filled(path: str, parameters: list[dict[str, Any]]) -> str:
-    """``path`` with each parameter named in it replaced by a value no record has."""
-    kinds = {p["name"]: p.get("schema", {}).get("type") for p in parameters if p["in"] == "path"}
+    """``path`` with each parameter named in it replaced by a value no record has (for one
+    that takes a few words, such as a rollout's action, the first of them)."""
+    schemas = {p["name"]: p.get("schema", {}) for p in parameters if p["in"] == "path"}
 
     def value(match: re.Match[str]) -> str:
-        return "999999" if kinds.get(match.group(1)) == "integer" else "no-such-thing"
+        schema = schemas.get(match.group(1), {})
+        if schema.get("enum"):
+            return str(schema["enum"][0])
+        return "999999" if schema.get("type") == "integer" else "no-such-thing"
 
     return re.sub(r"\{([^}]+)\}", value, path)
 

@@ -18,6 +18,11 @@ from tests.server.conftest import RunningServer, make_token
         ({"url": "ftp://127.0.0.1/h", "events": ["rule.created"]}, "is not an http(s) URL"),
         ({"url": "file:///etc/passwd", "events": ["rule.created"]}, "is not an http(s) URL"),
         ({"url": "http:///h", "events": ["rule.created"]}, "is not an http(s) URL"),
+        # urlsplit raises on these (an unclosed IPv6 bracket, a port that is no number):
+        ({"url": "http://h[:\u001a", "events": ["rule.created"]}, "is not an http(s) URL"),
+        ({"url": "http://h:port/", "events": ["rule.created"]}, "is not an http(s) URL"),
+        ({"url": "http://h:0/", "events": ["rule.created"]}, "is not an http(s) URL"),
+        ({"url": "http://h/\u001b[31m", "events": ["rule.created"]}, "is not an http(s) URL"),
         ({"url": "http://127.0.0.1:9/h", "events": []}, None),
         ({"url": "http://127.0.0.1:9/h", "events": ["rule.created"], "secret": "abc"}, "whsec_"),
     ],

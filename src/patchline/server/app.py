@@ -158,7 +158,12 @@ def _management_app(rt: Runtime) -> FastAPI:
             "writer": {"batches": stats.batches, "failures": stats.failures},
         }
 
-    @app.get("/metrics", tags=["service"])
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+    )
     async def metrics() -> Response:
         """Prometheus metrics of this process."""
         return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)

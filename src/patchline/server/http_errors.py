@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from fastapi import Request
+from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
+
 from patchline import errors
 from patchline.director.rules_service import RuleExistsError
 from patchline.fleet.enrollment import EnrollmentConflictError
@@ -33,3 +37,19 @@ def status_for(exc: errors.PatchlineError) -> int:
         if isinstance(exc, kind):
             return status
     return 500
+
+
+def with_every_allowed_method(request: Request, exc: HTTPException) -> HTTPException:
+    """``exc`` itself, or for a 405, one whose ``Allow`` names every method the path
+    takes: Starlette names only those of the first route matching the path, and
+    FastAPI makes a route per method."""
+    if exc.status_code != 405:
+        return exc
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(methods))}
+    return HTTPException(405, exc.detail, headers)

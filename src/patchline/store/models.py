@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -19,11 +19,33 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from patchline.store.db import Base
 
-Stamp = DateTime(timezone=True)
+
+class Stamp(TypeDecorator[datetime]):
+    """An instant, stored in UTC and always read back as an aware UTC datetime (SQLite
+    keeps no offset, so it hands back naive values; PostgreSQL's ``timestamptz`` gives
+    the session's zone): every reader, the API's ISO 8601 output included, gets the
+    same kind of value from either database."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """An aware instant in UTC; a naive one is taken as UTC already."""
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """The stored instant as an aware UTC datetime."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Device(Base):

@@ -30,10 +30,18 @@ class NewSubscription:
     secret: str
 
 
+def _http_with_host(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # an unclosed "[" of an IPv6 address, a port that is no number
+        return False
+
+
 def check_url(url: str) -> str:
-    """``url`` when it is an http(s) URL with a host; else InvalidSubscriptionError."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """``url`` when it is an http(s) URL with a host, without control characters or
+    spaces; else InvalidSubscriptionError."""
+    if not (url.isprintable() and not any(c.isspace() for c in url) and _http_with_host(url)):
         raise InvalidSubscriptionError(
             f"{url!r} is not an http(s) URL with a host", hint="e.g. https://hooks.example/ota"
         )

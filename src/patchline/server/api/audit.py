@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from patchline.audit import verify
 from patchline.server.api.deps import Auditor, Rt, in_thread
+from patchline.server.api.documented_errors import api_router
 from patchline.server.api.schemas import AuditVerification
 
-router = APIRouter(prefix="/api", tags=["audit"])
+router = api_router(tags=["audit"])
 
 
 @router.get("/audit/verify")

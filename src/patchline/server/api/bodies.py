@@ -5,19 +5,35 @@ field. Shapes and types are checked here (422 naming the field); what a rule mea
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+)
 
 from patchline.policy.rule_fields import MAX_NOTE, MAX_TITLE, Effect
 from patchline.wire.device_api import Network
 from patchline.wire.release import NAME_PATTERN, UpdateClass
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
 
 def _iso_date(value: object) -> object:
-    """Accept only "YYYY-MM-DD" text (or a date), never a number read as a timestamp."""
-    if value is None or isinstance(value, date | str):
+    """Accept only "YYYY-MM-DD" text (or a date), never a number read as a timestamp
+    (pydantic would read ``0`` or ``"0"`` as 1970-01-01)."""
+    if (
+        value is None
+        or isinstance(value, date)
+        or (isinstance(value, str) and _DAY.fullmatch(value))
+    ):
         return value
     raise ValueError("must be a date written YYYY-MM-DD")
 
@@ -26,11 +42,38 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Text = Annotated[str, Field(max_length=MAX_NOTE)]
 
 
+#: Rule fields that may be left out (kept as they are) but not given as ``null``; only
+#: the date limits take ``null`` (no limit).
+_NOT_NULL = (
+    "title",
+    "effect",
+    "priority",
+    "update_classes",
+    "models",
+    "regions_allowed",
+    "regions_excluded",
+    "note",
+)
+
+
+def _without_nulls(schema: dict[str, Any]) -> None:
+    """Take ``null`` out of the JSON schema of each field in ``_NOT_NULL``."""
+    for name in _NOT_NULL:
+        field = schema.get("properties", {}).get(name)
+        if field is None:
+            continue
+        branches = [b for b in field.pop("anyOf", []) if b != {"type": "null"}]
+        if len(branches) == 1:
+            field.update(branches[0])
+        elif branches:
+            field["anyOf"] = branches
+
+
 class RuleChanges(BaseModel):
     """Rule fields as an amendment changes them: only those given change (``null`` removes
     a date limit); the id never changes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_without_nulls)
 
     title: str | None = Field(None, max_length=MAX_TITLE, description="A short name.")
     effect: Effect | None = Field(None, description="allow or block the updates covered.")
@@ -58,6 +101,14 @@ class RuleChanges(BaseModel):
         None, description="In force until this day (exclusive): it lapses on it."
     )
     note: Text | None = Field(None, description="Free text: where the rule comes from.")
+
+    @field_validator(*_NOT_NULL, mode="before")
+    @classmethod
+    def _null_only_for_dates(cls, value: object) -> object:
+        """Refuse ``null`` for a field other than a date limit (leaving it out keeps it)."""
+        if value is None:
+            raise ValueError("may not be null: leave the field out to keep it as it is")
+        return value
 
     def given(self) -> dict[str, Any]:
         """The fields the caller gave, in their JSON form."""
@@ -92,7 +143,7 @@ class AmendmentBody(BaseModel):
 class OfferSettings(BaseModel):
     """What a release manager may change about how a release is offered."""
 
-    min_battery_percent: int | None = Field(default=None, ge=0, le=100)
+    min_battery_percent: StrictInt | None = Field(default=None, ge=0, le=100)
     allowed_networks: list[Network] | None = None
 
 
@@ -111,7 +162,7 @@ class OptionalReason(BaseModel):
 class YankBody(Reason):
     """Why, and whether to re-sign the release as lapsed in this server's repository."""
 
-    lapse_signed: bool = Field(
+    lapse_signed: StrictBool = Field(
         default=True,
         description="Also re-sign the release valid until today in the repository in the "
         "server's home (its keys and passphrases), so agents refuse it offline too.",

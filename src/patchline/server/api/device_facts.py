@@ -5,15 +5,15 @@ time)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
+from fastapi import Request
 from pydantic import BaseModel, Field
 
 from patchline.errors import NotFoundError
 from patchline.fleet.beliefs import beliefs_json, change_facts, retry_build
+from patchline.server.api.bodies import IsoDate
 from patchline.server.api.deps import (
     Compliance,
     Reader,
@@ -22,10 +22,11 @@ from patchline.server.api.deps import (
     in_thread,
     runtime,
 )
+from patchline.server.api.documented_errors import api_router
 from patchline.server.api.schemas import DeviceBeliefs
 from patchline.store.models import Device
 
-router = APIRouter(prefix="/api")
+router = api_router()
 
 DeviceId = Annotated[str, PathParam(min_length=1, max_length=40)]
 
@@ -34,7 +35,7 @@ class DeviceFactsBody(BaseModel):
     """The vouched facts to change (at least one), and why."""
 
     region: str | None = Field(default=None, pattern=r"^[A-Z0-9][A-Z0-9-]{1,15}$")
-    deployed_on: date | None = None
+    deployed_on: IsoDate | None = None
     carrier: str | None = Field(default=None, max_length=256)
     reason: str = Field(min_length=1, max_length=2000)
 

@@ -3,20 +3,20 @@ decommission it."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
+from fastapi import Query
 from sqlalchemy.orm import Session
 
 from patchline.fleet import device_queries as fleet
 from patchline.fleet.decommission import decommission
-from patchline.server.api.bodies import Reason
+from patchline.server.api.bodies import IsoDate, Reason
 from patchline.server.api.deps import Admin, Reader, Rt, actor, in_session, in_thread
+from patchline.server.api.documented_errors import api_router
 from patchline.server.api.schemas import DeviceDetail, DeviceOut, DevicePageOut, Explanation
 
-router = APIRouter(prefix="/api", tags=["devices"])
+router = api_router(tags=["devices"])
 
 
 @router.get("/devices")
@@ -60,10 +60,10 @@ async def explain_device(
     device_id: str,
     _caller: Reader,
     at: Annotated[
-        date | None, Query(description="The day asked about: the rules as they stood then.")
+        IsoDate | None, Query(description="The day asked about: the rules as they stood then.")
     ] = None,
     known_on: Annotated[
-        date | None,
+        IsoDate | None,
         Query(
             description="Read only the rules and amendments recorded by the end of this day "
             "(default: everything known now), so that a back-dated amendment does not "

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from patchline.fleet import groups
 from patchline.server.api.bodies import Text
 from patchline.server.api.deps import Reader, ReleaseManager, Rt, actor, in_session, in_thread
+from patchline.server.api.documented_errors import api_router
 from patchline.server.api.schemas import Instant
 from patchline.wire.release import NAME_PATTERN
 
-router = APIRouter(prefix="/api", tags=["groups"])
+router = api_router(tags=["groups"])
 
 GroupName = Annotated[str, PathParam(pattern=NAME_PATTERN, max_length=64)]
 DeviceIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]], Field()]

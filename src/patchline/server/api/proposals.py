@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
+from fastapi import Query
 from sqlalchemy.orm import Session
 
 from patchline.actions import Action
@@ -15,12 +15,13 @@ from patchline.approvals.appliers import APPLIERS
 from patchline.repository.publisher import Repository
 from patchline.server.api.bodies import DecisionBody
 from patchline.server.api.deps import Caller, Reader, Rt, actor, in_session, in_thread
+from patchline.server.api.documented_errors import api_router
 from patchline.server.api.releases import discard_staged
 from patchline.server.api.schemas import ProposalOut
 from patchline.server.api.two_person import check_may
 from patchline.server.runtime import Runtime
 
-router = APIRouter(prefix="/api", tags=["proposals"])
+router = api_router(tags=["proposals"])
 ProposalId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
@@ -39,7 +40,7 @@ async def list_proposals(
     )
 
 
-@router.get("/proposals/{proposal_id}")
+@router.get("/proposals/{proposal_id:int}")
 async def get_proposal(rt: Rt, proposal_id: ProposalId, _caller: Reader) -> ProposalOut:
     """One proposal; 404 when there is none."""
     return await in_session(
@@ -47,7 +48,7 @@ async def get_proposal(rt: Rt, proposal_id: ProposalId, _caller: Reader) -> Prop
     )
 
 
-@router.post("/proposals/{proposal_id}/approve")
+@router.post("/proposals/{proposal_id:int}/approve")
 async def approve_proposal(rt: Rt, proposal_id: ProposalId, caller: Reader) -> ProposalOut:
     """Apply a pending proposal as the caller, a second person: 403 for its proposer or a
     role that may not make the change, 409 when it is no longer pending, and the error the
@@ -78,7 +79,7 @@ async def approve_as(rt: Runtime, caller: Caller, proposal_id: int) -> ProposalO
     return result
 
 
-@router.post("/proposals/{proposal_id}/reject")
+@router.post("/proposals/{proposal_id:int}/reject")
 async def reject_proposal(
     rt: Rt, proposal_id: ProposalId, caller: Reader, body: DecisionBody | None = None
 ) -> ProposalOut:

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import File, Form, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -24,11 +24,12 @@ from patchline.repository.publisher import Repository
 from patchline.repository.releases import ReleaseRequest
 from patchline.server.api.bodies import OfferSettings, YankBody
 from patchline.server.api.deps import Reader, ReleaseManager, Rt, actor, in_session, in_thread
+from patchline.server.api.documented_errors import api_router
 from patchline.server.api.schemas import ProposalOut, Published, ReleaseOut, Synced
 from patchline.server.api.two_person import held_for_second_person, hold_if_required
 from patchline.wire.release import Eligibility, UpdateClass, parse_date, parse_regions
 
-router = APIRouter(prefix="/api", tags=["releases"])
+router = api_router(tags=["releases"])
 ReleaseId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 HELD: dict[int | str, dict[str, Any]] = {
     202: {"model": ProposalOut, "description": "Held for a second person's approval."}
@@ -155,7 +156,7 @@ async def sync_releases(rt: Rt, caller: ReleaseManager) -> Synced:
     return Synced(new=new)
 
 
-@router.patch("/releases/{release_id}")
+@router.patch("/releases/{release_id:int}")
 async def change_offer(
     rt: Rt, release_id: ReleaseId, settings: OfferSettings, caller: ReleaseManager
 ) -> ReleaseOut:
@@ -178,7 +179,7 @@ async def change_offer(
     return result
 
 
-@router.post("/releases/{release_id}/yank")
+@router.post("/releases/{release_id:int}/yank")
 async def yank_release(
     rt: Rt, release_id: ReleaseId, body: YankBody, caller: ReleaseManager
 ) -> ReleaseOut:

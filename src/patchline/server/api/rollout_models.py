@@ -59,10 +59,10 @@ class BrakesBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_failure_rate: float = Field(0.05, ge=0, le=1)
-    max_rollback_rate: float = Field(0.05, ge=0, le=1)
-    max_silence_rate: float = Field(0.05, ge=0, le=1)
-    silence_hours: StrictFloat | StrictInt = Field(24, gt=0)
+    max_failure_rate: StrictFloat | StrictInt = Field(0.05, ge=0, le=1)
+    max_rollback_rate: StrictFloat | StrictInt = Field(0.05, ge=0, le=1)
+    max_silence_rate: StrictFloat | StrictInt = Field(0.05, ge=0, le=1)
+    silence_hours: StrictFloat | StrictInt = Field(24, gt=0, le=87_600)
     min_installs: StrictInt = Field(20, ge=1)
 
 

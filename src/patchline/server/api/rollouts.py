@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
+from starlette.convertors import Convertor, register_url_convertor
 
 from patchline.actions import Action
 from patchline.approvals.appliers import rollout_start_payload, rollout_widen_payload
@@ -23,6 +24,7 @@ from patchline.server.api.deps import (
     in_session,
     in_thread,
 )
+from patchline.server.api.documented_errors import api_router
 from patchline.server.api.rollout_models import (
     ActionBody,
     CohortOut,
@@ -33,7 +35,23 @@ from patchline.server.api.schemas import ProposalOut
 from patchline.server.api.two_person import hold_if_required
 from patchline.server.runtime import Runtime
 
-router = APIRouter(prefix="/api", tags=["rollouts"])
+router = api_router(tags=["rollouts"])
+
+
+class _Action(Convertor[str]):
+    """The actions on a rollout, as a path segment: any other segment is not this
+    operation's path (``POST /api/rollouts/R-1/cohort`` is 405, not 422)."""
+
+    regex = "pause|resume|abort|advance"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("rollout_action", _Action())
 HELD: dict[int | str, dict[str, Any]] = {
     202: {"model": ProposalOut, "description": "Held for a second person's approval."}
 }
@@ -109,7 +127,9 @@ async def rollout_cohort(
     return await in_session(rt, cohort)
 
 
-@router.post("/rollouts/{rollout_id}/{action}", responses=HELD, response_model=RolloutOut)
+@router.post(
+    "/rollouts/{rollout_id}/{action:rollout_action}", responses=HELD, response_model=RolloutOut
+)
 async def act_on_rollout(
     rt: Rt,
     rollout_id: str,

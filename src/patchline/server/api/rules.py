@@ -3,22 +3,22 @@ device would get under them is ``/api/devices/{id}/explain``)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import JSONResponse
 
 from patchline.actions import Action
 from patchline.approvals.appliers import amendment_payload, rule_create_payload
 from patchline.director import rules_service
 from patchline.policy.rules import Amendment, Rule
-from patchline.server.api.bodies import AmendmentBody, RuleBody
+from patchline.server.api.bodies import AmendmentBody, IsoDate, RuleBody
 from patchline.server.api.deps import Compliance, Reader, Rt, actor, in_session, in_thread
+from patchline.server.api.documented_errors import api_router
 from patchline.server.api.schemas import ProposalOut, RuleOut
 from patchline.server.api.two_person import hold_if_required
 
-router = APIRouter(prefix="/api", tags=["rules"])
+router = api_router(tags=["rules"])
 HELD: dict[int | str, dict[str, Any]] = {
     202: {"model": ProposalOut, "description": "Held for a second person's approval."}
 }
@@ -29,7 +29,7 @@ async def list_policies(
     rt: Rt,
     _caller: Reader,
     known_on: Annotated[
-        date | None,
+        IsoDate | None,
         Query(description="Only rules and amendments recorded by the end of this day."),
     ] = None,
 ) -> list[RuleOut]:

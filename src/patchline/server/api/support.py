@@ -7,15 +7,17 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from patchline.fleet import support
+from patchline.server.api.bodies import IsoDate
 from patchline.server.api.deps import Reader, ReleaseManager, Rt, actor, in_session
+from patchline.server.api.documented_errors import api_router
 
-router = APIRouter(prefix="/api", tags=["support"])
+router = api_router(tags=["support"])
 
 
 class PromiseBody(BaseModel):
@@ -23,7 +25,7 @@ class PromiseBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    security_until: date = Field(description="The last day security updates are promised.")
+    security_until: IsoDate = Field(description="The last day security updates are promised.")
     note: str = Field("", max_length=2000, description="E.g. 'five years after launch'.")
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
 from fastapi import Path as PathParam
 
 from patchline.server.api.bodies import OptionalReason
 from patchline.server.api.deps import Admin, Rt, actor, in_session
+from patchline.server.api.documented_errors import api_router
 from patchline.server.api.schemas import Revoked, TokenOut
 from patchline.server.auth import list_tokens, revoke_token
 
-router = APIRouter(prefix="/api", tags=["tokens"])
+router = api_router(tags=["tokens"])
 
 
 @router.get("/tokens")

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
+from fastapi import Query
 from sqlalchemy.orm import Session
 
 from patchline.server.api.bodies import ResendBody, SubscriptionBody
 from patchline.server.api.deps import Rt, WebhookAdmin, actor, in_session
+from patchline.server.api.documented_errors import api_router
 from patchline.server.api.schemas import DeliveryOut, NewSubscriptionOut, Resent, SubscriptionOut
 from patchline.webhooks import subscriptions
 
-router = APIRouter(prefix="/api", tags=["webhooks"])
+router = api_router(tags=["webhooks"])
 SubscriptionId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
@@ -43,7 +44,7 @@ async def list_webhooks(rt: Rt, _caller: WebhookAdmin) -> list[SubscriptionOut]:
     )
 
 
-@router.delete("/webhooks/{subscription_id}")
+@router.delete("/webhooks/{subscription_id:int}")
 async def remove_webhook(
     rt: Rt, subscription_id: SubscriptionId, caller: WebhookAdmin
 ) -> SubscriptionOut:

@@ -35,6 +35,7 @@ from patchline.server.console.access import (
 )
 from patchline.server.console.render import page
 from patchline.server.console.session import SessionSigner, load_key
+from patchline.server.http_errors import with_every_allowed_method
 from patchline.server.rate_limit import RateLimiter
 from patchline.server.runtime import Runtime
 
@@ -97,6 +98,7 @@ def add_console(app: FastAPI, rt: Runtime) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def refused(request: Request, exc: StarletteHTTPException) -> Response:
+        exc = with_every_allowed_method(request, exc)
         if is_console_path(request.url.path):
             return await error_page(request, exc.status_code, str(exc.detail))
         return await http_exception_handler(request, exc)

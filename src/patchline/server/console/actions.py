@@ -9,7 +9,6 @@ import io
 import shutil
 import tempfile
 import zipfile
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,6 +22,7 @@ from patchline.audit.export import export
 from patchline.audit.keys import audit_signer
 from patchline.fleet import support
 from patchline.repository.publisher import Repository
+from patchline.server.api.bodies import IsoDate
 from patchline.server.api.deps import Rt, actor, in_session, in_thread
 from patchline.server.api.proposals import approve_as
 from patchline.server.api.rollouts import rollout_action
@@ -153,8 +153,8 @@ async def verify_chain(request: Request, rt: Rt, seen: AuditWriter) -> Response:
 async def export_chain(
     rt: Rt,
     seen: AuditWriter,
-    start: Annotated[date, Form(alias="from")],
-    end: Annotated[date, Form(alias="to")],
+    start: Annotated[IsoDate, Form(alias="from")],
+    end: Annotated[IsoDate, Form(alias="to")],
 ) -> Response:
     """The entries dated ``from`` to ``to`` and their signed summary, as a zip of the
     directory ``patchline audit export`` writes."""
@@ -189,7 +189,7 @@ async def set_support(
     rt: Rt,
     seen: ReleaseWriter,
     model: Annotated[str, Form(min_length=1, max_length=64)],
-    security_until: Annotated[date, Form()],
+    security_until: Annotated[IsoDate, Form()],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Set a model's promised end of security updates, as ``PUT /api/support/{model}``."""

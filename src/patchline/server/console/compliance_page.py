@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from patchline.audit.chain import read_head
 from patchline.director.catalog import Catalog
 from patchline.policy.rules import Rule, rule_history, rule_on, status_sentence
+from patchline.server.api.bodies import IsoDate
 from patchline.server.api.deps import Rt, in_session
 from patchline.server.console.access import Reader
 from patchline.server.console.render import page
@@ -106,8 +107,8 @@ async def compliance_page(
     request: Request,
     rt: Rt,
     seen: Reader,
-    day: date | None = None,
-    known_on: date | None = None,
+    day: IsoDate | None = None,
+    known_on: IsoDate | None = None,
 ) -> Response:
     """The rules on a timeline, a what-if for ``day`` (default today), the audit head."""
     chosen = day or rt.clock.now().date()

@@ -4,7 +4,6 @@ slot, reports over time, and what it is offered today or on a chosen date, and w
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -12,6 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from patchline.fleet import device_queries as fleet
+from patchline.server.api.bodies import IsoDate
 from patchline.server.api.deps import Rt, in_session
 from patchline.server.console.access import Reader
 from patchline.server.console.render import page
@@ -72,8 +72,8 @@ async def device_page(
     rt: Rt,
     device_id: str,
     seen: Reader,
-    at: date | None = None,
-    known_on: date | None = None,
+    at: IsoDate | None = None,
+    known_on: IsoDate | None = None,
 ) -> Response:
     """One device, its latest reports, and what it would be offered on ``at`` (default
     today) under the rules as known now or on ``known_on``."""
