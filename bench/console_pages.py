@@ -9,7 +9,7 @@ request to the last byte of the page (loopback), median, p95 and max.
 
 Usage: python bench/console_pages.py [--devices 100000] [--reports 1000000]
            [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
-           [--rounds 20] [--json]
+           [--bench-database patchline_console_bench] [--rounds 20] [--json]
 """
 
 from __future__ import annotations
@@ -94,14 +94,16 @@ def make_home(work: Path) -> Path:
     return home
 
 
-def fresh_database(admin_url: str) -> str:
-    """Drop and create the bench database; its SQLAlchemy URL."""
+def fresh_database(admin_url: str, name: str = BENCH_DB) -> str:
+    """Drop and create the bench database ``name``; its SQLAlchemy URL."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise SystemExit(f"bench database name {name!r}: lower-case letters, digits and _")
     url = make_url(admin_url)
     plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return url.set(database=BENCH_DB).render_as_string(hide_password=False)
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 def _copy(conn: psycopg.Connection[Any], table: str, columns: tuple[str, ...], rows: Any) -> None:
@@ -250,7 +252,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="patchline-console-bench-") as tmp:
         work = Path(tmp)
         home = make_home(work)
-        database_url = fresh_database(args.database_url)
+        database_url = fresh_database(args.database_url, args.bench_database)
         db = Database.connect(database_url)
         upgrade(db)
         with db.transaction() as session:
@@ -307,6 +309,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "support": "/support",
             }
             results = time_pages(client, pages, args.rounds)
+            # The API's rollout answer costs what the rollout page does (the same figures).
+            results += time_pages(api, {"rollout (API)": "/api/rollouts/R-1"}, args.rounds)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -331,6 +335,11 @@ def main() -> None:
             "PATCHLINE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
         ),
         help="A PostgreSQL server (its database is not touched; the bench makes its own).",
+    )
+    parser.add_argument(
+        "--bench-database",
+        default=BENCH_DB,
+        help=f"The database the bench drops, creates and fills (default {BENCH_DB}).",
     )
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--json", action="store_true")
