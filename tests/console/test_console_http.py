@@ -205,6 +205,38 @@ def test_compliance_downloads_a_signed_export_that_verifies(
     assert backwards.status_code == 422
 
 
+def test_compliance_counts_deliveries_per_rule_that_allowed_them(
+    fleet: Fleet, admin: httpx.Client
+) -> None:
+    # The 18 alpha devices were offered 1.1 under the security licence (priority 200 over
+    # "normal"); 3 failed, 15 booted it healthy. No beta device was offered anything.
+    page = admin.get("/compliance")
+    assert page.status_code == 200
+    table = page.text.split('id="deliveries"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr><td><b>([^<]+)</b></td><td>([\d,]+)</td><td>([\d,]+)</td></tr>", table)
+    assert rows == [("licence-L1", "18", "15")]
+    receipts = page.text.split('id="receipts"')[1].split("</table>")[0]
+    assert "No offline install receipt yet." in receipts
+
+
+def test_a_devices_page_shows_its_decisions_newest_first(fleet: Fleet, admin: httpx.Client) -> None:
+    device = fleet.devices[1]  # alpha, offered 1.1 at its one check-in
+    page = admin.get(f"/devices/{device}")
+    assert page.status_code == 200
+    table = page.text.split('id="decisions"')[1].split("</table>")[0]
+    rows = table.count("<tr><td>")
+    assert rows == 1, table
+    assert "<b>install</b> 1.1" in table
+    assert "<td>licence-L1</td>" in table
+    assert "decisions-older" not in page.text
+    beyond = admin.get(f"/devices/{device}?decisions_page=2")
+    assert "No older decisions." in beyond.text
+    assert 'id="decisions-newer"' in beyond.text
+    assert admin.get(f"/devices/{device}?decisions_page=0").status_code == 422
+    beta = admin.get(f"/devices/{fleet.devices[20]}").text  # enrolled, never checked in
+    assert "No decision recorded yet." in beta
+
+
 def test_advancing_is_held_and_a_second_person_approves_it_from_the_console(
     fleet: Fleet,
 ) -> None:

@@ -36,7 +36,7 @@ from patchline.server.console.access import (
     check_csrf,
     context,
 )
-from patchline.server.console.compliance_page import timeline
+from patchline.server.console.compliance_page import deliveries, timeline
 from patchline.server.console.render import page, remember
 from patchline.server.console.session import ConsoleSession
 
@@ -135,6 +135,7 @@ async def verify_chain(request: Request, rt: Rt, seen: AuditWriter) -> Response:
     """Walk the whole audit chain and show whether it is unbroken."""
     result = await in_thread(lambda: verify(rt.db))
     head = await in_session(rt, read_head)
+    delivered = await in_session(rt, deliveries)
     day = rt.clock.now().date()
     return page(
         request,
@@ -145,6 +146,7 @@ async def verify_chain(request: Request, rt: Rt, seen: AuditWriter) -> Response:
         day=day,
         known_on=None,
         head=head,
+        deliveries=delivered,
         verification=result,
     )
 
