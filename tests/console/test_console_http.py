@@ -237,6 +237,47 @@ def test_a_devices_page_shows_its_decisions_newest_first(fleet: Fleet, admin: ht
     assert "No decision recorded yet." in beta
 
 
+def test_a_release_manager_starts_a_rollout_from_the_console_and_a_viewer_cannot(
+    fleet: Fleet,
+) -> None:
+    api = fleet.server.api()
+    before = len(api.get("/api/rollouts").json())
+    viewer = sign_in(fleet, "viewer")
+    listing = viewer.get("/rollouts").text
+    assert 'id="start-rollout"' not in listing
+    form = {"model": "beta", "build": "1.0", "phases": "10, 100", "soak_hours": "2"}
+    refused = viewer.post("/rollouts", data={"csrf": csrf_of(listing), **form})
+    assert refused.status_code == 403
+    manager = sign_in(fleet, "release-manager")
+    page = manager.get("/rollouts").text
+    assert 'id="start-rollout"' in page
+    assert manager.post("/rollouts", data=form).status_code == 403  # no CSRF token
+    csrf = csrf_of(page)
+    for bad, words in (
+        ({**form, "phases": "10, 50"}, "last phase must cover 100 %"),
+        ({**form, "phases": "ten"}, "is not a percentage"),
+        ({**form, "phases": "0, 100"}, "greater than 0"),
+        ({**form, "build": "9.9"}, "9.9"),
+    ):
+        answer = manager.post("/rollouts", data={"csrf": csrf, **bad})
+        assert answer.status_code in (404, 422), (bad, answer.status_code)
+        assert words in answer.text, (bad, answer.text[:2000])
+    assert len(api.get("/api/rollouts").json()) == before
+    started = manager.post("/rollouts", data={"csrf": csrf, **form, "regions": "DE, FR"})
+    assert started.status_code == 303, started.text
+    assert started.headers["location"].endswith("?done=started")
+    rollout_id = started.headers["location"].split("/")[-1].split("?")[0]
+    shown = api.get(f"/api/rollouts/{rollout_id}").json()
+    assert (shown["model"], shown["build"], shown["state"]) == ("beta", "1.0", "active")
+    assert [p["share"] for p in shown["phases"]] == [1000, 10_000]
+    assert shown["selection"] == {"regions": ["DE", "FR"]}
+    assert shown["history"][0]["actor"] == "token:release-manager"
+    again = manager.post("/rollouts", data={"csrf": csrf, **form})
+    assert again.status_code == 409  # the release has an open rollout
+    aborted = api.post(f"/api/rollouts/{rollout_id}/abort", json={"reason": "test over"})
+    assert aborted.status_code == 200
+
+
 def test_advancing_is_held_and_a_second_person_approves_it_from_the_console(
     fleet: Fleet,
 ) -> None:
