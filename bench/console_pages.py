@@ -2,12 +2,15 @@
 and 1,000,000 install reports in PostgreSQL.
 
 The fleet is loaded with COPY (not through HTTP): five models, eight regions, patch
-levels over two years, install states, reports over the last 30 days from the server,
-mirrors and SD cards. Then a real ``patchline serve`` process answers each page
-``--rounds`` times for a signed-in console session; the figures are the time from the
-request to the last byte of the page (loopback), median, p95 and max.
+levels over two years, install states and the rule that allowed each assigned build,
+reports over the last 30 days from the server, mirrors, SD cards and offline receipts;
+then two decisions per device are appended to the audit chain. Then a real ``patchline
+serve`` process answers each page ``--rounds`` times for a signed-in console session;
+the figures are the time from the request to the last byte of the page (loopback),
+median, p95 and max.
 
 Usage: python bench/console_pages.py [--devices 100000] [--reports 1000000]
+           [--decisions-per-device 2]
            [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
            [--bench-database patchline_console_bench] [--rounds 20] [--json]
 """
@@ -35,6 +38,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from bench.checkin_rate import PASSPHRASE, free_port, wait_http
+from patchline.audit import AuditRecord, append
 from patchline.clock import SystemClock
 from patchline.director.identity import create_director
 from patchline.fleet.overview import recount_reports
@@ -57,10 +61,12 @@ MODELS = ("aurora", "nimbus", "cirrus", "stratus", "cumulus")
 REGIONS = ("DE", "FR", "US", "BR", "IN", "JP", "KE", "AU")
 STATES = ("booted-healthy",) * 8 + ("installed", "failed", "rolled-back", None)
 SOURCES = (
-    ("Server http://ota.example",) * 7
-    + ("Mirror https://m.example",) * 2
+    ("Server http://ota.example",) * 14
+    + ("Mirror https://m.example",) * 4
     + ("SD card /media/card",)
+    + ("bundle B-7",)  # an offline receipt
 )
+RULES = ("normal", "normal", "security-licence")
 STATUSES = ("installed", "booted-healthy") * 4 + ("failed", "rolled-back", "downloading")
 BENCH_DB = "patchline_console_bench"
 
@@ -142,6 +148,7 @@ def load_fleet(database_url: str, devices: int, reports: int, now: datetime) -> 
                 "a",
                 "1.1" if state else None,
                 state,
+                RULES[i % len(RULES)] if state else None,
             )
 
     def report_rows() -> Any:
@@ -183,6 +190,7 @@ def load_fleet(database_url: str, devices: int, reports: int, now: datetime) -> 
                 "slot_active",
                 "assigned_build",
                 "install_state",
+                "assigned_rule",
             ),
             device_rows(),
         )
@@ -207,6 +215,38 @@ def load_fleet(database_url: str, devices: int, reports: int, now: datetime) -> 
         )
         conn.execute("ANALYZE")
     return ids
+
+
+def load_decisions(database_url: str, ids: list[str], per_device: int, now: datetime) -> None:
+    """Append ``per_device`` decision entries per device to the audit chain (a real
+    chain, hashed as the server does), spread over the last 30 days."""
+    db = Database.connect(database_url)
+    try:
+        for round_ in range(per_device):
+            at = now - timedelta(days=30 * (per_device - round_) / per_device)
+            for start in range(0, len(ids), 20_000):
+                records = [
+                    AuditRecord(
+                        at,
+                        "decision",
+                        "director",
+                        device_id,
+                        {
+                            "action": "install",
+                            "target": f"{MODELS[(start + i) % len(MODELS)]}/1.1/image.img",
+                            "build": "1.1",
+                            "running": "1.0",
+                            "reasons": ["install build 1.1 as the full image"],
+                            "rules": ["normal"],
+                            "allowed_by": "normal",
+                        },
+                    )
+                    for i, device_id in enumerate(ids[start : start + 20_000])
+                ]
+                with db.transaction() as session:
+                    append(session, records)
+    finally:
+        db.dispose()
 
 
 def sign_in(url: str, token: str) -> httpx.Client:
@@ -260,6 +300,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         db.dispose()
         started = time.monotonic()
         ids = load_fleet(database_url, args.devices, args.reports, now)
+        load_decisions(database_url, ids, args.decisions_per_device, now)
         db = Database.connect(database_url)
         with db.transaction() as session:
             recount_reports(session)  # what the writer keeps when reports arrive one by one
@@ -318,6 +359,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "devices": args.devices,
         "reports": args.reports,
+        "decisions": args.decisions_per_device * args.devices,
         "load_s": round(loaded_s, 1),
         "rounds": args.rounds,
         "pages": results,
@@ -342,13 +384,22 @@ def main() -> None:
         help=f"The database the bench drops, creates and fills (default {BENCH_DB}).",
     )
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--decisions-per-device",
+        type=int,
+        default=2,
+        help="Decision entries appended to the audit chain per device (its page lists them).",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     figures = run(args)
     if args.json:
         print(json.dumps(figures, indent=2))
         return
-    loaded = f"{figures['devices']:,} devices, {figures['reports']:,} reports"
+    loaded = (
+        f"{figures['devices']:,} devices, {figures['reports']:,} reports, "
+        f"{figures['decisions']:,} decisions"
+    )
     print(f"{loaded} loaded in {figures['load_s']} s")
     for page in figures["pages"]:
         print(

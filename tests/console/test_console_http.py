@@ -263,15 +263,32 @@ def test_a_release_manager_starts_a_rollout_from_the_console_and_a_viewer_cannot
         assert answer.status_code in (404, 422), (bad, answer.status_code)
         assert words in answer.text, (bad, answer.text[:2000])
     assert len(api.get("/api/rollouts").json()) == before
-    started = manager.post("/rollouts", data={"csrf": csrf, **form, "regions": "DE, FR"})
-    assert started.status_code == 303, started.text
-    assert started.headers["location"].endswith("?done=started")
-    rollout_id = started.headers["location"].split("/")[-1].split("?")[0]
+    # Starting a rollout needs a second person here: the form's rollout waits for one.
+    held = manager.post("/rollouts", data={"csrf": csrf, **form, "regions": "DE, FR"})
+    assert held.status_code == 303, held.text
+    assert held.headers["location"] == "/rollouts?done=held"
+    waiting = manager.get(held.headers["location"]).text
+    assert "Held for a second person" in waiting
+    assert "start a rollout of beta 1.0" in waiting
+    assert len(api.get("/api/rollouts").json()) == before
+    found = re.search(r'action="/proposals/(\d+)/approve"', waiting)
+    assert found, waiting
+    approve = f"/proposals/{found.group(1)}/approve"
+    own = manager.post(approve, data={"csrf": csrf, "back": "/rollouts"})
+    assert own.status_code == 403  # not by its proposer
+    admin = sign_in(fleet, "admin")
+    approved = admin.post(
+        approve,
+        data={"csrf": csrf_of(admin.get("/rollouts").text), "back": "/rollouts"},
+    )
+    assert approved.status_code == 303, approved.text
+    [started] = [r for r in api.get("/api/rollouts").json() if r["model"] == "beta"]
+    rollout_id = started["id"]
     shown = api.get(f"/api/rollouts/{rollout_id}").json()
     assert (shown["model"], shown["build"], shown["state"]) == ("beta", "1.0", "active")
     assert [p["share"] for p in shown["phases"]] == [1000, 10_000]
     assert shown["selection"] == {"regions": ["DE", "FR"]}
-    assert shown["history"][0]["actor"] == "token:release-manager"
+    assert shown["history"][0]["actor"] == "token:admin"  # applied on its approval
     again = manager.post("/rollouts", data={"csrf": csrf, **form})
     assert again.status_code == 409  # the release has an open rollout
     aborted = api.post(f"/api/rollouts/{rollout_id}/abort", json={"reason": "test over"})
