@@ -35,13 +35,18 @@ from typing import Any
 
 import httpx
 import psycopg
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from bench.checkin_rate import PASSPHRASE, free_port, wait_http
 from patchline.audit import AuditRecord, append
 from patchline.clock import SystemClock
+from patchline.director.catalog import aware
 from patchline.director.identity import create_director
+from patchline.director.rollout_gate import bucket
 from patchline.fleet.overview import recount_reports
+from patchline.fleet.rollouts import Brakes, Figures, cohort_figures, get_rollout
 from patchline.repository import (
     ReleaseRequest,
     RepositoryConfig,
@@ -54,6 +59,7 @@ from patchline.server.auth import Role, create_token
 from patchline.settings import Settings
 from patchline.store.db import Database
 from patchline.store.migrate import upgrade
+from patchline.store.models import Device, Rollout
 from patchline.wire.release import UpdateClass
 
 BIN = Path(sys.executable).parent
@@ -213,8 +219,15 @@ def load_fleet(database_url: str, devices: int, reports: int, now: datetime) -> 
             ),
             report_rows(),
         )
-        conn.execute("ANALYZE")
     return ids
+
+
+def vacuum(database_url: str) -> None:
+    """What autovacuum does soon after a bulk load (PostgreSQL 13+ vacuums after inserts):
+    statistics, and the visibility map that lets a count read an index alone."""
+    plain = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
 
 
 def load_decisions(database_url: str, ids: list[str], per_device: int, now: datetime) -> None:
@@ -247,6 +260,65 @@ def load_decisions(database_url: str, ids: list[str], per_device: int, now: date
                     append(session, records)
     finally:
         db.dispose()
+
+
+def python_figures(session: Session, row: Rollout, now: datetime) -> Figures:
+    """The reference: the rollout's figures as they were counted before the database
+    counted them, every offered device read and hashed into its bucket in Python."""
+    brakes = Brakes(**row.brakes)
+    share = int(row.phases[row.phase]["share"])
+    quiet_since = now - timedelta(seconds=brakes.silence_seconds)
+    counts = {"offered": 0, "installs": 0, "healthy": 0, "failed": 0, "rolled_back": 0}
+    silent = pending = 0
+    query = select(Device.id, Device.install_state, Device.last_seen_at).where(
+        Device.model == row.model, Device.assigned_build == row.build
+    )
+    for device_id, state, last_seen in session.execute(query):
+        if bucket(row.id, device_id) >= share:
+            continue
+        counts["offered"] += 1
+        if state not in ("installed", "booted-healthy", "rolled-back", "failed"):
+            continue
+        counts["installs"] += 1
+        if state == "booted-healthy":
+            counts["healthy"] += 1
+        elif state == "failed":
+            counts["failed"] += 1
+        elif state == "rolled-back":
+            counts["rolled_back"] += 1
+        elif last_seen is None or aware(last_seen) < quiet_since:
+            silent += 1
+        else:
+            pending += 1
+    return Figures(**counts, silent=silent, pending=pending)
+
+
+def time_cohort_count(database_url: str, rollout_id: str, rounds: int) -> dict[str, Any]:
+    """The rollout's figures counted by the database against the Python reference, in
+    this process on the same data: milliseconds (median) and whether they agree."""
+    db = Database.connect(database_url)
+    now = datetime.now(UTC)
+    samples: dict[str, list[float]] = {"database": [], "python": []}
+    answers = {}
+    try:
+        with db.reading_session() as session:
+            row = get_rollout(session, rollout_id)
+            for _ in range(rounds + 1):
+                for name, count in (("database", cohort_figures), ("python", python_figures)):
+                    started = time.perf_counter()
+                    answers[name] = count(session, row, now)
+                    samples[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        db.dispose()
+    database = statistics.median(samples["database"][1:])
+    python = statistics.median(samples["python"][1:])
+    return {
+        "database_ms": round(database, 1),
+        "python_ms": round(python, 1),
+        "ratio": round(database / python, 3),
+        "agree": answers["database"] == answers["python"],
+        "figures": answers["database"].to_json(),
+    }
 
 
 def sign_in(url: str, token: str) -> httpx.Client:
@@ -305,6 +377,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with db.transaction() as session:
             recount_reports(session)  # what the writer keeps when reports arrive one by one
         db.dispose()
+        vacuum(database_url)
         loaded_s = time.monotonic() - started
         port = free_port()
         env = {
@@ -352,6 +425,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results = time_pages(client, pages, args.rounds)
             # The API's rollout answer costs what the rollout page does (the same figures).
             results += time_pages(api, {"rollout (API)": "/api/rollouts/R-1"}, args.rounds)
+            cohort = time_cohort_count(database_url, "R-1", args.rounds)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -363,6 +437,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_s": round(loaded_s, 1),
         "rounds": args.rounds,
         "pages": results,
+        "cohort_count": cohort,
     }
 
 
@@ -406,6 +481,12 @@ def main() -> None:
             f"{page['page']:<28} median {page['median_ms']:>7} ms  p95 {page['p95_ms']:>7} ms  "
             f"max {page['max_ms']:>7} ms  ({page['bytes']:,} bytes)"
         )
+    cohort = figures["cohort_count"]
+    print(
+        f"R-1's figures counted by the database {cohort['database_ms']} ms, read and hashed "
+        f"in Python {cohort['python_ms']} ms (ratio {cohort['ratio']}); "
+        f"{'the same' if cohort['agree'] else 'DIFFERENT'}: {cohort['figures']}"
+    )
 
 
 if __name__ == "__main__":

@@ -45,3 +45,6 @@ def test_console_pages_benchmark_smoke() -> None:
     pages = {p["page"]: p for p in figures["pages"]}
     assert {"rollout", "rollout (API)", "compliance", "device"} <= set(pages)
     assert all(0 < p["median_ms"] <= p["max_ms"] for p in pages.values())
+    cohort = figures["cohort_count"]
+    assert cohort["agree"], cohort
+    assert cohort["figures"]["offered"] > 0
