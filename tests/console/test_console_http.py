@@ -253,14 +253,15 @@ def test_a_release_manager_starts_a_rollout_from_the_console_and_a_viewer_cannot
     assert 'id="start-rollout"' in page
     assert manager.post("/rollouts", data=form).status_code == 403  # no CSRF token
     csrf = csrf_of(page)
-    for bad, words in (
-        ({**form, "phases": "10, 50"}, "last phase must cover 100 %"),
-        ({**form, "phases": "ten"}, "is not a percentage"),
-        ({**form, "phases": "0, 100"}, "greater than 0"),
-        ({**form, "build": "9.9"}, "9.9"),
+    for bad, status, words in (
+        ({**form, "phases": "10, 50"}, 422, "last phase must cover 100 %"),
+        ({**form, "phases": "ten"}, 422, "is not a percentage"),
+        ({**form, "phases": "0, 100"}, 422, "greater than 0"),
+        ({**form, "soak_hours": "-1"}, 422, "soak_hours"),
+        ({**form, "build": "9.9"}, 404, "9.9"),
     ):
         answer = manager.post("/rollouts", data={"csrf": csrf, **bad})
-        assert answer.status_code in (404, 422), (bad, answer.status_code)
+        assert answer.status_code == status, (bad, answer.status_code)
         assert words in answer.text, (bad, answer.text[:2000])
     assert len(api.get("/api/rollouts").json()) == before
     # Starting a rollout needs a second person here: the form's rollout waits for one.
