@@ -2,14 +2,17 @@
 and 1,000,000 install reports in PostgreSQL.
 
 The fleet is loaded with COPY (not through HTTP): five models, eight regions, patch
-levels over two years, install states, reports over the last 30 days from the server,
-mirrors and SD cards. Then a real ``patchline serve`` process answers each page
-``--rounds`` times for a signed-in console session; the figures are the time from the
-request to the last byte of the page (loopback), median, p95 and max.
+levels over two years, install states and the rule that allowed each assigned build,
+reports over the last 30 days from the server, mirrors, SD cards and offline receipts;
+then two decisions per device are appended to the audit chain. Then a real ``patchline
+serve`` process answers each page ``--rounds`` times for a signed-in console session;
+the figures are the time from the request to the last byte of the page (loopback),
+median, p95 and max.
 
 Usage: python bench/console_pages.py [--devices 100000] [--reports 1000000]
+           [--decisions-per-device 2]
            [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
-           [--rounds 20] [--json]
+           [--bench-database patchline_console_bench] [--rounds 20] [--json]
 """
 
 from __future__ import annotations
@@ -32,12 +35,18 @@ from typing import Any
 
 import httpx
 import psycopg
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from bench.checkin_rate import PASSPHRASE, free_port, wait_http
+from patchline.audit import AuditRecord, append
 from patchline.clock import SystemClock
+from patchline.director.catalog import aware
 from patchline.director.identity import create_director
+from patchline.director.rollout_gate import bucket
 from patchline.fleet.overview import recount_reports
+from patchline.fleet.rollouts import Brakes, Figures, cohort_figures, get_rollout
 from patchline.repository import (
     ReleaseRequest,
     RepositoryConfig,
@@ -50,6 +59,7 @@ from patchline.server.auth import Role, create_token
 from patchline.settings import Settings
 from patchline.store.db import Database
 from patchline.store.migrate import upgrade
+from patchline.store.models import Device, Rollout
 from patchline.wire.release import UpdateClass
 
 BIN = Path(sys.executable).parent
@@ -57,10 +67,12 @@ MODELS = ("aurora", "nimbus", "cirrus", "stratus", "cumulus")
 REGIONS = ("DE", "FR", "US", "BR", "IN", "JP", "KE", "AU")
 STATES = ("booted-healthy",) * 8 + ("installed", "failed", "rolled-back", None)
 SOURCES = (
-    ("Server http://ota.example",) * 7
-    + ("Mirror https://m.example",) * 2
+    ("Server http://ota.example",) * 14
+    + ("Mirror https://m.example",) * 4
     + ("SD card /media/card",)
+    + ("bundle B-7",)  # an offline receipt
 )
+RULES = ("normal", "normal", "security-licence")
 STATUSES = ("installed", "booted-healthy") * 4 + ("failed", "rolled-back", "downloading")
 BENCH_DB = "patchline_console_bench"
 
@@ -94,14 +106,16 @@ def make_home(work: Path) -> Path:
     return home
 
 
-def fresh_database(admin_url: str) -> str:
-    """Drop and create the bench database; its SQLAlchemy URL."""
+def fresh_database(admin_url: str, name: str = BENCH_DB) -> str:
+    """Drop and create the bench database ``name``; its SQLAlchemy URL."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise SystemExit(f"bench database name {name!r}: lower-case letters, digits and _")
     url = make_url(admin_url)
     plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return url.set(database=BENCH_DB).render_as_string(hide_password=False)
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 def _copy(conn: psycopg.Connection[Any], table: str, columns: tuple[str, ...], rows: Any) -> None:
@@ -140,6 +154,7 @@ def load_fleet(database_url: str, devices: int, reports: int, now: datetime) -> 
                 "a",
                 "1.1" if state else None,
                 state,
+                RULES[i % len(RULES)] if state else None,
             )
 
     def report_rows() -> Any:
@@ -181,6 +196,7 @@ def load_fleet(database_url: str, devices: int, reports: int, now: datetime) -> 
                 "slot_active",
                 "assigned_build",
                 "install_state",
+                "assigned_rule",
             ),
             device_rows(),
         )
@@ -203,8 +219,106 @@ def load_fleet(database_url: str, devices: int, reports: int, now: datetime) -> 
             ),
             report_rows(),
         )
-        conn.execute("ANALYZE")
     return ids
+
+
+def vacuum(database_url: str) -> None:
+    """What autovacuum does soon after a bulk load (PostgreSQL 13+ vacuums after inserts):
+    statistics, and the visibility map that lets a count read an index alone."""
+    plain = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def load_decisions(database_url: str, ids: list[str], per_device: int, now: datetime) -> None:
+    """Append ``per_device`` decision entries per device to the audit chain (a real
+    chain, hashed as the server does), spread over the last 30 days."""
+    db = Database.connect(database_url)
+    try:
+        for round_ in range(per_device):
+            at = now - timedelta(days=30 * (per_device - round_) / per_device)
+            for start in range(0, len(ids), 20_000):
+                records = [
+                    AuditRecord(
+                        at,
+                        "decision",
+                        "director",
+                        device_id,
+                        {
+                            "action": "install",
+                            "target": f"{MODELS[(start + i) % len(MODELS)]}/1.1/image.img",
+                            "build": "1.1",
+                            "running": "1.0",
+                            "reasons": ["install build 1.1 as the full image"],
+                            "rules": ["normal"],
+                            "allowed_by": "normal",
+                        },
+                    )
+                    for i, device_id in enumerate(ids[start : start + 20_000])
+                ]
+                with db.transaction() as session:
+                    append(session, records)
+    finally:
+        db.dispose()
+
+
+def python_figures(session: Session, row: Rollout, now: datetime) -> Figures:
+    """The reference: the rollout's figures as they were counted before the database
+    counted them, every offered device read and hashed into its bucket in Python."""
+    brakes = Brakes(**row.brakes)
+    share = int(row.phases[row.phase]["share"])
+    quiet_since = now - timedelta(seconds=brakes.silence_seconds)
+    counts = {"offered": 0, "installs": 0, "healthy": 0, "failed": 0, "rolled_back": 0}
+    silent = pending = 0
+    query = select(Device.id, Device.install_state, Device.last_seen_at).where(
+        Device.model == row.model, Device.assigned_build == row.build
+    )
+    for device_id, state, last_seen in session.execute(query):
+        if bucket(row.id, device_id) >= share:
+            continue
+        counts["offered"] += 1
+        if state not in ("installed", "booted-healthy", "rolled-back", "failed"):
+            continue
+        counts["installs"] += 1
+        if state == "booted-healthy":
+            counts["healthy"] += 1
+        elif state == "failed":
+            counts["failed"] += 1
+        elif state == "rolled-back":
+            counts["rolled_back"] += 1
+        elif last_seen is None or aware(last_seen) < quiet_since:
+            silent += 1
+        else:
+            pending += 1
+    return Figures(**counts, silent=silent, pending=pending)
+
+
+def time_cohort_count(database_url: str, rollout_id: str, rounds: int) -> dict[str, Any]:
+    """The rollout's figures counted by the database against the Python reference, in
+    this process on the same data: milliseconds (median) and whether they agree."""
+    db = Database.connect(database_url)
+    now = datetime.now(UTC)
+    samples: dict[str, list[float]] = {"database": [], "python": []}
+    answers = {}
+    try:
+        with db.reading_session() as session:
+            row = get_rollout(session, rollout_id)
+            for _ in range(rounds + 1):
+                for name, count in (("database", cohort_figures), ("python", python_figures)):
+                    started = time.perf_counter()
+                    answers[name] = count(session, row, now)
+                    samples[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        db.dispose()
+    database = statistics.median(samples["database"][1:])
+    python = statistics.median(samples["python"][1:])
+    return {
+        "database_ms": round(database, 1),
+        "python_ms": round(python, 1),
+        "ratio": round(database / python, 3),
+        "agree": answers["database"] == answers["python"],
+        "figures": answers["database"].to_json(),
+    }
 
 
 def sign_in(url: str, token: str) -> httpx.Client:
@@ -250,7 +364,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="patchline-console-bench-") as tmp:
         work = Path(tmp)
         home = make_home(work)
-        database_url = fresh_database(args.database_url)
+        database_url = fresh_database(args.database_url, args.bench_database)
         db = Database.connect(database_url)
         upgrade(db)
         with db.transaction() as session:
@@ -258,10 +372,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         db.dispose()
         started = time.monotonic()
         ids = load_fleet(database_url, args.devices, args.reports, now)
+        load_decisions(database_url, ids, args.decisions_per_device, now)
         db = Database.connect(database_url)
         with db.transaction() as session:
             recount_reports(session)  # what the writer keeps when reports arrive one by one
         db.dispose()
+        vacuum(database_url)
         loaded_s = time.monotonic() - started
         port = free_port()
         env = {
@@ -307,6 +423,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "support": "/support",
             }
             results = time_pages(client, pages, args.rounds)
+            # The API's rollout answer costs what the rollout page does (the same figures).
+            results += time_pages(api, {"rollout (API)": "/api/rollouts/R-1"}, args.rounds)
+            cohort = time_cohort_count(database_url, "R-1", args.rounds)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -314,9 +433,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "devices": args.devices,
         "reports": args.reports,
+        "decisions": args.decisions_per_device * args.devices,
         "load_s": round(loaded_s, 1),
         "rounds": args.rounds,
         "pages": results,
+        "cohort_count": cohort,
     }
 
 
@@ -332,20 +453,40 @@ def main() -> None:
         ),
         help="A PostgreSQL server (its database is not touched; the bench makes its own).",
     )
+    parser.add_argument(
+        "--bench-database",
+        default=BENCH_DB,
+        help=f"The database the bench drops, creates and fills (default {BENCH_DB}).",
+    )
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--decisions-per-device",
+        type=int,
+        default=2,
+        help="Decision entries appended to the audit chain per device (its page lists them).",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     figures = run(args)
     if args.json:
         print(json.dumps(figures, indent=2))
         return
-    loaded = f"{figures['devices']:,} devices, {figures['reports']:,} reports"
+    loaded = (
+        f"{figures['devices']:,} devices, {figures['reports']:,} reports, "
+        f"{figures['decisions']:,} decisions"
+    )
     print(f"{loaded} loaded in {figures['load_s']} s")
     for page in figures["pages"]:
         print(
             f"{page['page']:<28} median {page['median_ms']:>7} ms  p95 {page['p95_ms']:>7} ms  "
             f"max {page['max_ms']:>7} ms  ({page['bytes']:,} bytes)"
         )
+    cohort = figures["cohort_count"]
+    print(
+        f"R-1's figures counted by the database {cohort['database_ms']} ms, read and hashed "
+        f"in Python {cohort['python_ms']} ms (ratio {cohort['ratio']}); "
+        f"{'the same' if cohort['agree'] else 'DIFFERENT'}: {cohort['figures']}"
+    )
 
 
 if __name__ == "__main__":

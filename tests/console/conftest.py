@@ -72,9 +72,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         publish(repo, "beta", "1.0")
         create_director(repo)
         database_url = f"sqlite:///{base / 'server.db'}"
-        # Widening a rollout needs a second person: the console's approve button is tested.
+        # Starting and widening a rollout need a second person: the console's approve
+        # button is tested, and a rollout started from its form waits for approval.
         process = start_server(
-            home, database_url, env={"PATCHLINE_TWO_PERSON_ACTIONS": "rollout.widen"}
+            home,
+            database_url,
+            env={"PATCHLINE_TWO_PERSON_ACTIONS": "rollout.start,rollout.widen"},
         )
         tokens = _tokens(database_url)
         server = RunningServer(
@@ -112,11 +115,15 @@ def _populate(server: RunningServer, tokens: dict[str, str], database_url: str) 
     }
     amended = api.post("/api/policies/licence-L1/amendments", json=shortened)
     assert amended.status_code == 201, amended.text
-    created = api.post(
+    proposed = api.post(
         "/api/rollouts",
         json={"model": "alpha", "build": "1.1", "phases": [{"percent": 100, "soak_hours": 100}]},
     )
-    assert created.status_code == 201, created.text
+    assert proposed.status_code == 202, proposed.text
+    second = server.client(tokens["release-manager"])
+    approved = second.post(f"/api/proposals/{proposed.json()['id']}/approve")
+    assert approved.status_code == 200, approved.text
+    [created] = api.get("/api/rollouts").json()
     devices = []
     regions = ("DE", "FR", "US")
     levels = ("2025-06-01", "2025-11-01", "2026-01-01")
@@ -142,4 +149,4 @@ def _populate(server: RunningServer, tokens: dict[str, str], database_url: str) 
             set_promise(session, "beta", date(2025, 1, 1), "two years after launch", "test", now)
     finally:
         db.dispose()
-    return Fleet(server, tokens, devices, created.json()["id"])
+    return Fleet(server, tokens, devices, created["id"])

@@ -205,6 +205,97 @@ def test_compliance_downloads_a_signed_export_that_verifies(
     assert backwards.status_code == 422
 
 
+def test_compliance_counts_deliveries_per_rule_that_allowed_them(
+    fleet: Fleet, admin: httpx.Client
+) -> None:
+    # The 18 alpha devices were offered 1.1 under the security licence (priority 200 over
+    # "normal"); 3 failed, 15 booted it healthy. No beta device was offered anything.
+    page = admin.get("/compliance")
+    assert page.status_code == 200
+    table = page.text.split('id="deliveries"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr><td><b>([^<]+)</b></td><td>([\d,]+)</td><td>([\d,]+)</td></tr>", table)
+    assert rows == [("licence-L1", "18", "15")]
+    receipts = page.text.split('id="receipts"')[1].split("</table>")[0]
+    assert "No offline install receipt yet." in receipts
+
+
+def test_a_devices_page_shows_its_decisions_newest_first(fleet: Fleet, admin: httpx.Client) -> None:
+    device = fleet.devices[1]  # alpha, offered 1.1 at its one check-in
+    page = admin.get(f"/devices/{device}")
+    assert page.status_code == 200
+    table = page.text.split('id="decisions"')[1].split("</table>")[0]
+    rows = table.count("<tr><td>")
+    assert rows == 1, table
+    assert "<b>install</b> 1.1" in table
+    assert "<td>licence-L1</td>" in table
+    assert "decisions-older" not in page.text
+    beyond = admin.get(f"/devices/{device}?decisions_page=2")
+    assert "No older decisions." in beyond.text
+    assert 'id="decisions-newer"' in beyond.text
+    assert admin.get(f"/devices/{device}?decisions_page=0").status_code == 422
+    beta = admin.get(f"/devices/{fleet.devices[20]}").text  # enrolled, never checked in
+    assert "No decision recorded yet." in beta
+
+
+def test_a_release_manager_starts_a_rollout_from_the_console_and_a_viewer_cannot(
+    fleet: Fleet,
+) -> None:
+    api = fleet.server.api()
+    before = len(api.get("/api/rollouts").json())
+    viewer = sign_in(fleet, "viewer")
+    listing = viewer.get("/rollouts").text
+    assert 'id="start-rollout"' not in listing
+    form = {"model": "beta", "build": "1.0", "phases": "10, 100", "soak_hours": "2"}
+    refused = viewer.post("/rollouts", data={"csrf": csrf_of(listing), **form})
+    assert refused.status_code == 403
+    manager = sign_in(fleet, "release-manager")
+    page = manager.get("/rollouts").text
+    assert 'id="start-rollout"' in page
+    assert manager.post("/rollouts", data=form).status_code == 403  # no CSRF token
+    csrf = csrf_of(page)
+    for bad, status, words in (
+        ({**form, "phases": "10, 50"}, 422, "last phase must cover 100 %"),
+        ({**form, "phases": "ten"}, 422, "is not a percentage"),
+        ({**form, "phases": "0, 100"}, 422, "greater than 0"),
+        ({**form, "soak_hours": "-1"}, 422, "soak_hours"),
+        ({**form, "build": "9.9"}, 404, "9.9"),
+    ):
+        answer = manager.post("/rollouts", data={"csrf": csrf, **bad})
+        assert answer.status_code == status, (bad, answer.status_code)
+        assert words in answer.text, (bad, answer.text[:2000])
+    assert len(api.get("/api/rollouts").json()) == before
+    # Starting a rollout needs a second person here: the form's rollout waits for one.
+    held = manager.post("/rollouts", data={"csrf": csrf, **form, "regions": "DE, FR"})
+    assert held.status_code == 303, held.text
+    assert held.headers["location"] == "/rollouts?done=held"
+    waiting = manager.get(held.headers["location"]).text
+    assert "Held for a second person" in waiting
+    assert "start a rollout of beta 1.0" in waiting
+    assert len(api.get("/api/rollouts").json()) == before
+    found = re.search(r'action="/proposals/(\d+)/approve"', waiting)
+    assert found, waiting
+    approve = f"/proposals/{found.group(1)}/approve"
+    own = manager.post(approve, data={"csrf": csrf, "back": "/rollouts"})
+    assert own.status_code == 403  # not by its proposer
+    admin = sign_in(fleet, "admin")
+    approved = admin.post(
+        approve,
+        data={"csrf": csrf_of(admin.get("/rollouts").text), "back": "/rollouts"},
+    )
+    assert approved.status_code == 303, approved.text
+    [started] = [r for r in api.get("/api/rollouts").json() if r["model"] == "beta"]
+    rollout_id = started["id"]
+    shown = api.get(f"/api/rollouts/{rollout_id}").json()
+    assert (shown["model"], shown["build"], shown["state"]) == ("beta", "1.0", "active")
+    assert [p["share"] for p in shown["phases"]] == [1000, 10_000]
+    assert shown["selection"] == {"regions": ["DE", "FR"]}
+    assert shown["history"][0]["actor"] == "token:admin"  # applied on its approval
+    again = manager.post("/rollouts", data={"csrf": csrf, **form})
+    assert again.status_code == 409  # the release has an open rollout
+    aborted = api.post(f"/api/rollouts/{rollout_id}/abort", json={"reason": "test over"})
+    assert aborted.status_code == 200
+
+
 def test_advancing_is_held_and_a_second_person_approves_it_from_the_console(
     fleet: Fleet,
 ) -> None:

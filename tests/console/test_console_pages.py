@@ -86,6 +86,7 @@ def test_every_page_renders_with_data_and_the_charts_are_drawn(
 
     page.goto("/rollouts")
     expect(page.locator("#rollouts")).to_contain_text(fleet.rollout)
+    expect(page.locator("#start-rollout")).to_contain_text("Start rollout")
     shoot(page, "rollouts")
     page.click(f"text={fleet.rollout}")
     expect(page.locator("#figures")).to_contain_text("offered")
@@ -100,12 +101,14 @@ def test_every_page_renders_with_data_and_the_charts_are_drawn(
     expect(page.locator("#identity")).to_contain_text("SN001")
     expect(page.locator("#reports")).to_contain_text("booted-healthy")
     expect(page.locator("#explanation")).to_contain_text("normal")
+    expect(page.locator("#decisions")).to_contain_text("licence-L1")
     shoot(page, "device")
 
     page.goto("/compliance")
     expect(page.locator("#timeline")).to_contain_text("normal")
     page.click("#verify-chain")
     expect(page.locator("#verification")).to_contain_text("The chain is whole")
+    expect(page.locator("#deliveries")).to_contain_text("licence-L1")
     shoot(page, "compliance")
 
     page.goto("/support")
@@ -153,5 +156,12 @@ def test_a_viewer_sees_no_buttons_and_a_forged_post_is_refused(
         "/support", form={"csrf": csrf, "model": "alpha", "security_until": "2030-01-01"}
     )
     assert forged.status == 403
+    page.goto("/rollouts")
+    assert page.locator("#start-rollout").count() == 0
+    forged = page.request.post(
+        "/rollouts", form={"csrf": csrf, "model": "beta", "build": "1.0", "phases": "100"}
+    )
+    assert forged.status == 403
+    assert len(fleet.server.api().get("/api/rollouts").json()) == 1
     assert fleet.server.api().get(f"/api/rollouts/{fleet.rollout}").json()["state"] == "active"
     page.context.close()

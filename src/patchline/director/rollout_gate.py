@@ -5,24 +5,23 @@ modulo 10,000. A phase covering ``share`` basis points (1 % = 100) reaches the d
 the selection whose bucket is below it, so widening a phase only adds devices, and every
 server process gives the same answer. A rollout may name a stepping stone: a device it
 reaches that runs an older build is offered the stepping stone first (also once the
-rollout completed). Pure: no database, no clock.
+rollout completed). Pure: no database, no clock (``patchline.store.buckets`` holds the
+hash, and its SQL form for counting a cohort in the database).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
 from patchline.policy.facts import ReleaseFacts
+from patchline.store.buckets import BUCKETS as BUCKETS
+from patchline.store.buckets import bucket as bucket
 from patchline.wire.builds import build_sort_key, is_newer_build
 
 T = TypeVar("T")
-
-#: Buckets a device can fall in; a phase's share is a number of them (basis points).
-BUCKETS = 10_000
 
 #: Rollout states. Only ``active`` offers the build (to the current phase's cohort);
 #: ``completed`` no longer holds it back from anyone.
@@ -32,12 +31,6 @@ HALTED = "halted"
 ABORTED = "aborted"
 COMPLETED = "completed"
 STATES = (ACTIVE, PAUSED, HALTED, ABORTED, COMPLETED)
-
-
-def bucket(rollout_id: str, device_id: str) -> int:
-    """The device's bucket in the rollout, 0..9999; the same in every process, forever."""
-    digest = hashlib.sha256(f"{rollout_id}:{device_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % BUCKETS
 
 
 def percent(share: int) -> str:

@@ -16,12 +16,11 @@ reloads its rollouts.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from patchline.audit import AuditRecord, append
@@ -42,6 +41,7 @@ from patchline.director.rollout_gate import (
 from patchline.director.yank import find_release
 from patchline.errors import NotFoundError, RolloutConflictError, UsageError
 from patchline.fleet.groups import check_groups_exist
+from patchline.store.buckets import bucket_of
 from patchline.store.models import Device, Release, Rollout, RolloutEvent
 from patchline.webhooks.outbox import emit
 from patchline.wire.builds import is_newer_build
@@ -435,43 +435,46 @@ def cohort_ids(session: Session, row: Rollout, phase: int | None = None) -> list
     )
 
 
-def cohort_figures(session: Session, row: Rollout, now: datetime) -> Figures:
+def cohort_figures(
+    session: Session, row: Rollout, now: datetime, *, installs_only: bool = False
+) -> Figures:
     """Count the install states, for the rollout's release, of the devices the current
-    phase covers that were offered it."""
-    query = select(Device.id, Device.install_state, Device.last_seen_at).where(
-        Device.model == row.model, Device.assigned_build == row.build
-    )
-    return _count(row, session.execute(query).tuples(), now)
-
-
-_Offered = tuple[str, str | None, datetime | None]
-
-
-def _count(row: Rollout, offered: Iterable[_Offered], now: datetime) -> Figures:
-    """The figures of ``row`` from its release's offered devices (id, install state, last
-    seen)."""
+    phase covers that were offered it. The database counts: it computes each device's
+    bucket (``patchline.store.buckets``) and groups by install state and silence, so a
+    few rows come back whatever the cohort's size. With ``installs_only`` it looks only at
+    devices that reported an install (what a brake or a phase step needs: every figure
+    but ``offered``, which is then the installs)."""
     brakes = brakes_of(row)
     share = int(row.phases[row.phase]["share"])
-    count = installs = healthy = failed = rolled_back = silent = pending = 0
-    quiet_since = now - timedelta(seconds=brakes.silence_seconds)
-    for device_id, state, last_seen in offered:
-        if bucket(row.id, device_id) >= share:
-            continue
-        count += 1
-        if state not in _RESULTS:
-            continue
-        installs += 1
-        if state == _HEALTHY:
-            healthy += 1
-        elif state == _FAILED:
-            failed += 1
-        elif state == _ROLLED_BACK:
-            rolled_back += 1
-        elif last_seen is None or aware(last_seen) < quiet_since:
-            silent += 1  # installed, and not heard from since
-        else:
-            pending += 1
-    return Figures(count, installs, healthy, failed, rolled_back, silent, pending)
+    quiet_since = (now - timedelta(seconds=brakes.silence_seconds)).astimezone(UTC)
+    silent = and_(
+        Device.install_state == _INSTALLED,
+        or_(Device.last_seen_at.is_(None), Device.last_seen_at < quiet_since),
+    )
+    is_silent = case((silent, 1), else_=0)
+    query = select(Device.install_state, is_silent, func.count()).where(
+        Device.model == row.model, Device.assigned_build == row.build
+    )
+    if installs_only:
+        query = query.where(Device.install_state.in_(_RESULTS))
+    if share < BUCKETS:
+        query = query.where(bucket_of(row.id, Device.id) < share)
+    by_state: dict[tuple[str | None, bool], int] = {}
+    for state, quiet, count in session.execute(query.group_by(Device.install_state, is_silent)):
+        by_state[(state, bool(quiet))] = by_state.get((state, bool(quiet)), 0) + int(count)
+
+    def counted(state: str, quiet: bool | None = None) -> int:
+        return sum(n for (s, q), n in by_state.items() if s == state and quiet in (None, q))
+
+    return Figures(
+        offered=sum(by_state.values()),
+        installs=sum(counted(state) for state in _RESULTS),
+        healthy=counted(_HEALTHY),
+        failed=counted(_FAILED),
+        rolled_back=counted(_ROLLED_BACK),
+        silent=counted(_INSTALLED, True),
+        pending=counted(_INSTALLED, False),
+    )
 
 
 def _next_step(row: Rollout, figures: Figures, now: datetime) -> tuple[str, str] | None:
@@ -492,29 +495,15 @@ def _next_step(row: Rollout, figures: Figures, now: datetime) -> tuple[str, str]
 
 def due(session: Session, now: datetime) -> list[str]:
     """The active rollouts whose figures now call for a change (a brake crossed, a phase
-    soaked), read in one pass without locks; ``evaluate`` looks again under the lock."""
+    soaked), read without locks; ``evaluate`` looks again under the lock."""
     rows = list(session.scalars(select(Rollout).where(Rollout.state == ACTIVE)))
-    if not rows:
-        return []
-    wanted = {(r.model, r.build) for r in rows}
     # Only installs count towards a step (a brake's rates, healthy, pending; the cohort's
     # size does not), so devices offered the build that have not installed it are not
-    # read: before the first install report this reads no row at all.
-    query = select(
-        Device.id, Device.model, Device.assigned_build, Device.install_state, Device.last_seen_at
-    ).where(
-        Device.model.in_(sorted({m for m, _ in wanted})),
-        Device.assigned_build.in_(sorted({b for _, b in wanted})),
-        Device.install_state.in_(_RESULTS),
-    )
-    offered: dict[tuple[str, str], list[_Offered]] = {key: [] for key in wanted}
-    for device_id, model, build, state, last_seen in session.execute(query):
-        if (model, build) in offered:
-            offered[(model, build)].append((device_id, state, last_seen))
+    # read: before the first install report the count finds no row at all.
     return [
         r.id
         for r in rows
-        if _next_step(r, _count(r, offered[(r.model, r.build)], now), now) is not None
+        if _next_step(r, cohort_figures(session, r, now, installs_only=True), now) is not None
     ]
 
 

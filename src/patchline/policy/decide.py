@@ -82,6 +82,9 @@ class Decision:
     full_target_path: str | None
     reasons: tuple[str, ...]
     rule_ids: tuple[str, ...]
+    #: The rule that allowed the release offered (None when nothing is offered). Not part
+    #: of ``to_json`` nor of the digest: the reasons already name it.
+    allowed_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the decision as JSON values."""
@@ -191,6 +194,7 @@ def decision_from(device: DeviceFacts, evaluation: Evaluation, day: date) -> Dec
         full_target_path=delivery.full_target_path,
         reasons=tuple(reasons),
         rule_ids=tuple(rule_ids),
+        allowed_by=offer.deciding.rule.id if offer.deciding is not None else None,
     )
 
 

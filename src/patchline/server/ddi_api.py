@@ -307,6 +307,7 @@ class DdiApi:
                 from_build=row.build,
                 reasons=list(decision.reasons),
                 rule_ids=list(decision.rule_ids),
+                allowed_by=decision.allowed_by,
             ),
             claimed_region=claimed_region,
             trust_claim=trust,

@@ -215,6 +215,7 @@ class DeviceApi:
                     from_build=checkin.build,
                     reasons=list(decision.reasons),
                     rule_ids=list(decision.rule_ids),
+                    allowed_by=decision.allowed_by,
                 ),
                 claimed_region=claimed,
                 trust_claim=trust,

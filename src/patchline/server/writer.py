@@ -77,6 +77,8 @@ class DecisionChange:
     from_build: str
     reasons: list[str]
     rule_ids: list[str]
+    #: The rule that allowed the release offered; None when nothing is offered.
+    allowed_by: str | None = None
 
 
 @dataclass
@@ -233,6 +235,7 @@ _ROW_FIELDS = (
     "assigned_from_build",
     "assigned_target",
     "assigned_at",
+    "assigned_rule",
     "install_state",
     "install_state_at",
     "last_decision",
@@ -317,6 +320,8 @@ def _apply_check_in(
             _set(row, "assigned_at", op.now)
             _set(row, "install_state", "offered")
             _set(row, "install_state_at", op.now)
+        if decision.action == "install" and decision.build == row["assigned_build"]:
+            _set(row, "assigned_rule", decision.allowed_by)
         records.append(
             AuditRecord(
                 at=op.now,
@@ -330,6 +335,7 @@ def _apply_check_in(
                     "running": decision.from_build,
                     "reasons": decision.reasons,
                     "rules": decision.rule_ids,
+                    "allowed_by": decision.allowed_by,
                 },
             )
         )

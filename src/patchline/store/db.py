@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from patchline.errors import ConfigError
+from patchline.store.buckets import register_sqlite
 
 #: Execution option of a connection that only reads (see ``Database.reading``).
 READ_ONLY = "patchline_read_only"
@@ -55,6 +56,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+            register_sqlite(dbapi_connection)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:

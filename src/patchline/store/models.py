@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
@@ -48,6 +49,10 @@ class Stamp(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+#: The SQL test of an install report that is an offline receipt (its source is "bundle ID").
+RECEIPT_SOURCE = "source LIKE 'bundle %'"
+
+
 class Device(Base):
     """An enrolled device: who it is, what it last reported, what it was assigned."""
 
@@ -58,6 +63,7 @@ class Device(Base):
         Index("ix_devices_build", "model", "build"),
         Index("ix_devices_beliefs_changed_at", "beliefs_changed_at"),
         Index("ix_devices_assigned_install", "model", "assigned_build", "install_state"),
+        Index("ix_devices_assigned_rule", "assigned_rule", "install_state"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -86,6 +92,8 @@ class Device(Base):
     assigned_build: Mapped[str | None] = mapped_column(String(64), default=None)
     assigned_from_build: Mapped[str | None] = mapped_column(String(64), default=None)
     assigned_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
+    #: The delivery rule that allowed the assigned build when it was last offered.
+    assigned_rule: Mapped[str | None] = mapped_column(String(128), default=None)
     install_state: Mapped[str | None] = mapped_column(String(32), default=None)
     install_state_at: Mapped[datetime | None] = mapped_column(Stamp, default=None)
     last_decision: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -176,7 +184,17 @@ class InstallReport(Base):
     """One step of one install as the device reported it; ``report_id`` is idempotent."""
 
     __tablename__ = "install_reports"
-    __table_args__ = (Index("ix_reports_device", "device_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_reports_device", "device_id", "received_at"),
+        # Offline install receipts (stored with the source "bundle ID"), for counting them.
+        Index(
+            "ix_reports_receipts",
+            "target",
+            "device_id",
+            postgresql_where=text(RECEIPT_SOURCE),
+            sqlite_where=text(RECEIPT_SOURCE),
+        ),
+    )
 
     report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
@@ -196,7 +214,10 @@ class AuditEntry(Base):
     """One link of the hash chain: ``hash = sha256(prev_hash || canonical entry)``."""
 
     __tablename__ = "audit_entries"
-    __table_args__ = (Index("ix_audit_at", "at"),)
+    __table_args__ = (
+        Index("ix_audit_at", "at"),
+        Index("ix_audit_subject", "subject", "seq"),
+    )
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(Stamp)

@@ -15,6 +15,7 @@ from patchline.actions import Action
 from patchline.approvals.appliers import rollout_start_payload, rollout_widen_payload
 from patchline.errors import UsageError
 from patchline.fleet import rollouts
+from patchline.fleet.rollouts import RolloutSpec
 from patchline.server.api.deps import (
     Caller,
     Reader,
@@ -70,7 +71,15 @@ async def create_rollout(
     """Start a rollout in its first phase; 404 for no such release, 409 when the release
     has an open rollout, 422 for phases that do not grow to 100 %; 202 with a proposal
     when ``rollout.start`` needs a second person."""
-    spec = body.spec()
+    return await start_rollout(rt, caller, body.spec())
+
+
+async def start_rollout(
+    rt: Runtime, caller: Caller, spec: RolloutSpec
+) -> RolloutOut | JSONResponse:
+    """Start a rollout as ``caller`` (who must be allowed to manage releases): what the
+    API endpoint and the console both do. Held for a second person (202 with the
+    proposal) when ``rollout.start`` needs one; audited, with its webhook, else."""
     held = await hold_if_required(
         rt,
         caller,

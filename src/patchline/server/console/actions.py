@@ -25,7 +25,7 @@ from patchline.repository.publisher import Repository
 from patchline.server.api.bodies import IsoDate
 from patchline.server.api.deps import Rt, actor, in_session, in_thread
 from patchline.server.api.proposals import approve_as
-from patchline.server.api.rollouts import rollout_action
+from patchline.server.api.rollouts import rollout_action, start_rollout
 from patchline.server.auth import hash_token, role_of
 from patchline.server.console.access import (
     SESSION_CLOCK,
@@ -36,8 +36,9 @@ from patchline.server.console.access import (
     check_csrf,
     context,
 )
-from patchline.server.console.compliance_page import timeline
+from patchline.server.console.compliance_page import deliveries, timeline
 from patchline.server.console.render import page, remember
+from patchline.server.console.rollout_form import rollout_form_spec
 from patchline.server.console.session import ConsoleSession
 
 router = APIRouter()
@@ -115,6 +116,31 @@ async def act_on_rollout(
     return RedirectResponse(f"/rollouts/{rollout_id}?done={done}", status_code=303)
 
 
+@router.post("/rollouts", include_in_schema=False)
+async def start_rollout_form(
+    request: Request,
+    rt: Rt,
+    seen: ReleaseWriter,
+    model: Annotated[str, Form(max_length=64)],
+    build: Annotated[str, Form(max_length=64)],
+    phases: Annotated[str, Form(max_length=200)],
+    soak_hours: Annotated[float, Form(ge=0, le=87_600)] = 24,
+    min_healthy: Annotated[int, Form(ge=0, le=2**31 - 1)] = 1,
+    regions: Annotated[str, Form(max_length=2000)] = "",
+    stepping_stone: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Start a rollout from the rollouts page's form, as ``POST /api/rollouts`` does
+    (held for a second person when ``rollout.start`` needs one). ``phases`` are the
+    percentages of the selection, comma-separated ("1, 10, 100"); ``regions`` optional,
+    comma-separated; the brakes are the defaults."""
+    assert seen.caller is not None
+    spec = rollout_form_spec(model, build, phases, soak_hours, min_healthy, regions, stepping_stone)
+    result = await start_rollout(rt, seen.caller, spec)
+    if isinstance(result, JSONResponse):
+        return RedirectResponse("/rollouts?done=held", status_code=303)
+    return RedirectResponse(f"/rollouts/{result.id}?done=started", status_code=303)
+
+
 @router.post("/proposals/{proposal_id}/approve", include_in_schema=False)
 async def approve_proposal(
     request: Request,
@@ -135,6 +161,7 @@ async def verify_chain(request: Request, rt: Rt, seen: AuditWriter) -> Response:
     """Walk the whole audit chain and show whether it is unbroken."""
     result = await in_thread(lambda: verify(rt.db))
     head = await in_session(rt, read_head)
+    delivered = await in_session(rt, deliveries)
     day = rt.clock.now().date()
     return page(
         request,
@@ -145,6 +172,7 @@ async def verify_chain(request: Request, rt: Rt, seen: AuditWriter) -> Response:
         day=day,
         known_on=None,
         head=head,
+        deliveries=delivered,
         verification=result,
     )
 

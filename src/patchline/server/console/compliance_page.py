@@ -10,9 +10,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from patchline.audit.chain import read_head
 from patchline.director.catalog import Catalog
+from patchline.fleet.deliveries import (
+    ReceiptDeliveries,
+    RuleDeliveries,
+    deliveries_by_rule,
+    receipts_by_release,
+)
 from patchline.policy.rules import Rule, rule_history, rule_on, status_sentence
 from patchline.server.api.bodies import IsoDate
 from patchline.server.api.deps import Rt, in_session
@@ -102,6 +109,19 @@ def timeline(catalog: Catalog, day: date, known_on: date | None) -> dict[str, An
     }
 
 
+@dataclass(frozen=True)
+class Deliveries:
+    """What the rules delivered online, and the installs learnt from receipts."""
+
+    by_rule: list[RuleDeliveries]
+    receipts: list[ReceiptDeliveries]
+
+
+def deliveries(session: Session) -> Deliveries:
+    """Deliveries per rule and receipts per release, counted by the database."""
+    return Deliveries(deliveries_by_rule(session), receipts_by_release(session))
+
+
 @router.get("/compliance", include_in_schema=False)
 async def compliance_page(
     request: Request,
@@ -113,6 +133,7 @@ async def compliance_page(
     """The rules on a timeline, a what-if for ``day`` (default today), the audit head."""
     chosen = day or rt.clock.now().date()
     head = await in_session(rt, read_head)
+    delivered = await in_session(rt, deliveries)
     return page(
         request,
         seen,
@@ -122,5 +143,6 @@ async def compliance_page(
         day=chosen,
         known_on=known_on,
         head=head,
+        deliveries=delivered,
         verification=None,
     )

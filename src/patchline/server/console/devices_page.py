@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from patchline.fleet import device_queries as fleet
+from patchline.fleet.device_decisions import DecisionPage, device_decisions
 from patchline.server.api.bodies import IsoDate
 from patchline.server.api.deps import Rt, in_session
 from patchline.server.console.access import Reader
@@ -74,14 +75,18 @@ async def device_page(
     seen: Reader,
     at: IsoDate | None = None,
     known_on: IsoDate | None = None,
+    decisions_page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    """One device, its latest reports, and what it would be offered on ``at`` (default
-    today) under the rules as known now or on ``known_on``."""
+    """One device, its latest reports, its recorded decisions (page ``decisions_page``,
+    newest first), and what it would be offered on ``at`` (default today) under the
+    rules as known now or on ``known_on``."""
 
-    def load(session: Session) -> tuple[Device, list[InstallReport]]:
-        return fleet.get_device(session, device_id), fleet.latest_reports(session, device_id)
+    def load(session: Session) -> tuple[Device, list[InstallReport], DecisionPage]:
+        device = fleet.get_device(session, device_id)
+        reports = fleet.latest_reports(session, device_id)
+        return device, reports, device_decisions(session, device_id, decisions_page)
 
-    row, reports = await in_session(rt, load)
+    row, reports, decisions = await in_session(rt, load)
     day = at or rt.clock.now().date()
     explanation = fleet.explain_device(row, rt.director.catalog, day, known_on)
     return page(
@@ -91,6 +96,7 @@ async def device_page(
         title=f"Device {row.id}",
         device=row,
         reports=reports,
+        decisions=decisions,
         explanation=explanation,
         day=day,
         known_on=known_on,

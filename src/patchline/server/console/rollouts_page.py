@@ -84,6 +84,7 @@ async def rollouts_page(request: Request, rt: Rt, seen: Reader) -> Response:
         rollouts=rows,
         proposals=proposals,
         percent=percent,
+        done=request.query_params.get("done", ""),
     )
 
 
