@@ -44,6 +44,13 @@ FIELDS: tuple[str, ...] = (
     "note",
 )
 FIELDS_HINT = "rule fields are: " + ", ".join(FIELDS)
+#: The fields that limit a rule by a date: ``null`` in a change removes the limit.
+DATE_FIELDS: tuple[str, ...] = (
+    "deployed_before",
+    "deployed_on_or_after",
+    "valid_from",
+    "valid_until",
+)
 
 
 def _text(limit: int) -> Callable[[object], str]:

@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
 )
 
-from patchline.policy.rule_fields import MAX_NOTE, MAX_TITLE, Effect
+from patchline.policy.rule_fields import DATE_FIELDS, FIELDS, MAX_NOTE, MAX_TITLE, Effect
 from patchline.wire.device_api import Network
 from patchline.wire.release import NAME_PATTERN, UpdateClass
 
@@ -43,17 +43,8 @@ Text = Annotated[str, Field(max_length=MAX_NOTE)]
 
 
 #: Rule fields that may be left out (kept as they are) but not given as ``null``; only
-#: the date limits take ``null`` (no limit).
-_NOT_NULL = (
-    "title",
-    "effect",
-    "priority",
-    "update_classes",
-    "models",
-    "regions_allowed",
-    "regions_excluded",
-    "note",
-)
+#: the date limits take ``null`` (no limit); the id never changes.
+_NOT_NULL = tuple(f for f in FIELDS if f != "id" and f not in DATE_FIELDS)
 
 
 def _without_nulls(schema: dict[str, Any]) -> None:
