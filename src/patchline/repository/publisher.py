@@ -23,6 +23,7 @@ from tuf.api.metadata import (
     Metadata,
     MetaFile,
     Root,
+    SuccinctRoles,
     Targets,
 )
 
@@ -42,6 +43,7 @@ from patchline.repository.passphrases import PassphraseSource
 from patchline.repository.state import (
     ARCHIVE_SUFFIX,
     RepositoryState,
+    archive_model,
     archive_role,
     load_state,
 )
@@ -57,8 +59,9 @@ def model_paths(role: str) -> list[str]:
     The model's role is also delegated its lookup path, which its archive is not, so a
     device can load its model's current releases without ever fetching the archive.
     """
-    if role.endswith(ARCHIVE_SUFFIX):
-        return [f"{role.removesuffix(ARCHIVE_SUFFIX)}/*/*"]
+    model = archive_model(role)
+    if model is not None:
+        return [f"{model}/*/*"]
     return [f"{role}/*/*", model_lookup_path(role)]
 
 
@@ -151,6 +154,46 @@ class Transaction:
         self._dirty.add(archive_role(model))
         return md.signed
 
+    def edit_archive_bin(self, model: str, target_path: str) -> Targets:
+        """The archive bin that signs ``target_path`` (an archived target), to change.
+
+        An archive written before bins existed is split first: its targets move to
+        their bins, and it keeps only the delegation to them."""
+        name = self.state.archive_bin_for(model, target_path)
+        if name is None:
+            self.split_archive(model)
+            name = self.state.archive_bin_for(model, target_path)
+            assert name is not None
+        md = self.state.delegated(name)
+        self._dirty.add(name)
+        return md.signed
+
+    def split_archive(self, model: str) -> None:
+        """Delegate a model's archived targets to hash bins (new roles, signed by the
+        model's key) and move the archive's own targets into them."""
+        archive = self.edit_archive(model)
+        if archive.delegations is not None and archive.delegations.succinct_roles is not None:
+            return
+        keyids = self.state.delegated_role(model).keyids
+        keys = self.state.targets.signed.delegations
+        assert keys is not None
+        bins = SuccinctRoles(
+            keyids=list(keyids),
+            threshold=self.state.delegated_role(model).threshold,
+            bit_length=self.repo.config.archive_bin_bits,
+            name_prefix=archive_role(model),
+        )
+        archive.delegations = Delegations(
+            keys={k: keys.keys[k] for k in keyids}, roles=None, succinct_roles=bins
+        )
+        for name in bins.get_roles():
+            self.state.set_delegated(name, Metadata(Targets(version=1, expires=self._now())))
+            self._dirty.add(name)
+            self._new.add(name)
+        for path in list(archive.targets):
+            target = archive.targets.pop(path)
+            self.state.delegated(bins.get_role_for_target(path)).signed.targets[path] = target
+
     def resign(self, role: str) -> None:
         """Re-sign ``role`` at commit with a new version and expiry, content unchanged."""
         if role not in TOP_LEVEL_ROLES:
@@ -160,9 +203,10 @@ class Transaction:
     def add_model(self, model: str) -> Key:
         """Delegate ``MODEL/*/*`` to a new role (and its archive) signed by a new key."""
         check_name("model", model)
-        if model in TOP_LEVEL_ROLES or model.endswith(ARCHIVE_SUFFIX):
+        if model in TOP_LEVEL_ROLES or archive_model(model) is not None:
             raise ModelExistsError(
-                f"{model!r} is the name of a top-level role or ends in {ARCHIVE_SUFFIX}"
+                f"{model!r} is the name of a top-level role or of an archive role "
+                f"(ends in {ARCHIVE_SUFFIX} or {ARCHIVE_SUFFIX}-HEX)"
             )
         if model in self.state.model_names():
             raise ModelExistsError(f"model {model!r} already exists")
@@ -179,6 +223,7 @@ class Transaction:
             self.state.set_delegated(role, Metadata(signed))
             self._dirty.add(role)
             self._new.add(role)
+        self.split_archive(model)
         return key
 
     # --- signing and publishing ------------------------------------------------
@@ -250,6 +295,8 @@ class Transaction:
             self._sign("timestamp", self.state.timestamp)
             write_atomic(layout.timestamp_file, self.state.timestamp.to_bytes())
             written.append(layout.timestamp_file)
+            for path in written:
+                prune_older_versions(layout, path, self.repo.config.kept_metadata_versions)
         self._dirty.clear()
         self._new.clear()
         self._trusted_root = copy.deepcopy(self.state.root)
@@ -303,6 +350,30 @@ class Transaction:
         path = self.repo.layout.metadata_file(role, md.signed.version)
         write_atomic(path, md.to_bytes())
         return path
+
+
+def prune_older_versions(layout: RepositoryLayout, written: Path, kept: int) -> int:
+    """After ``written`` (``N.ROLE.json``) is published, remove that role's versions
+    older than the ``kept`` before N; return how many files were removed.
+
+    Root versions are never removed (a client walks them one by one), nor any version
+    the current snapshot may still name: a role's version grows by at most one per
+    publication, so the versions a snapshot up to ``kept`` publications old names are
+    all kept. Removal walks down from N - kept - 1 and stops at the first gap, so each
+    publication removes about one file per role written.
+    """
+    version_text, _, role_file = written.name.partition(".")
+    if not version_text.isdigit() or role_file == "root.json":
+        return 0
+    role = role_file.removesuffix(".json")
+    removed = 0
+    for version in range(int(version_text) - kept - 1, 0, -1):
+        try:
+            layout.metadata_file(role, version).unlink()
+        except FileNotFoundError:
+            break
+        removed += 1
+    return removed
 
 
 def _delegate(delegations: Delegations, role: str, key: Key) -> None:

@@ -79,7 +79,7 @@ def releases_of(state: RepositoryState, model: str) -> list[PublishedRelease]:
     """Every full-image release of ``model`` in ``state`` (current and archived), oldest
     build first."""
     current = state.model(model).signed.targets
-    return _releases_in({**state.archive(model).signed.targets, **current})
+    return _releases_in({**state.archived_targets(model), **current})
 
 
 def _releases_in(targets: dict[str, TargetFile]) -> list[PublishedRelease]:
@@ -108,7 +108,7 @@ def add_release(
     _check_image_readable(request.image)
     with repo.transaction() as tx:
         model_targets = tx.edit_model(request.model)
-        archived = tx.state.archive(request.model).signed.targets
+        archived = tx.state.archived_targets(request.model)
         info = ReleaseInfo(
             model=request.model,
             build=request.build,
@@ -201,15 +201,15 @@ def _labelled(progress: DeltaProgress | None, label: str) -> Callable[[int, int]
 
 def _archive_beyond_window(tx: Transaction, model: str, keep: int) -> None:
     """Move every target of the model's oldest builds past the newest ``keep`` builds
-    from the model's role to its archive role (still signed, still served)."""
+    from the model's role to the archive bin its path hashes to (still signed, still
+    served); only those bins are re-signed."""
     current = tx.state.model(model).signed.targets
     builds = sorted({path.split("/")[1] for path in current}, key=build_sort_key)
     retired = set(builds[:-keep]) if len(builds) > keep else set()
     if not retired:
         return
-    archive = tx.edit_archive(model)
     for path in [p for p in current if p.split("/")[1] in retired]:
-        archive.targets[path] = current.pop(path)
+        tx.edit_archive_bin(model, path).targets[path] = current.pop(path)
 
 
 def _check_order(
