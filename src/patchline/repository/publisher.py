@@ -187,9 +187,13 @@ class Transaction:
             keys={k: keys.keys[k] for k in keyids}, roles=None, succinct_roles=bins
         )
         for name in bins.get_roles():
-            self.state.set_delegated(name, Metadata(Targets(version=1, expires=self._now())))
+            listed = self.state.snapshot.signed.meta.get(f"{name}.json")
+            # a name the snapshot already lists keeps growing its version (never reused)
+            version = listed.version if listed is not None else 1
+            self.state.set_delegated(name, Metadata(Targets(version=version, expires=self._now())))
             self._dirty.add(name)
-            self._new.add(name)
+            if listed is None:
+                self._new.add(name)
         for path in list(archive.targets):
             target = archive.targets.pop(path)
             self.state.delegated(bins.get_role_for_target(path)).signed.targets[path] = target
