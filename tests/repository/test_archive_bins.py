@@ -11,7 +11,7 @@ from tuf.ngclient import Updater
 
 from patchline.demo.static_host import StaticHost
 from patchline.repository import Repository, releases_of
-from patchline.repository.publisher import prune_older_versions
+from patchline.repository.publisher import prune_unreachable
 from patchline.repository.rotation import rotate_key
 from patchline.repository.state import archive_role
 from tests.conftest import image_bytes, publish
@@ -113,7 +113,7 @@ def test_model_key_rotation_re_signs_the_bins_with_the_new_key(repo: Repository)
 def test_old_metadata_versions_beyond_the_kept_window_are_removed(
     repo: Repository, host: StaticHost, tmp_path: Path
 ) -> None:
-    repo.config = replace(repo.config, kept_metadata_versions=2)
+    repo.config = replace(repo.config, kept_snapshots=2)
     for minor in range(6):
         publish(repo, "alpha", f"1.{minor}")
     state = repo.state()
@@ -134,20 +134,30 @@ def test_old_metadata_versions_beyond_the_kept_window_are_removed(
     )
 
 
-def test_pruning_never_removes_roots_and_stops_at_the_first_gap(repo: Repository) -> None:
+def test_pruning_keeps_what_a_kept_snapshot_names_and_removes_nothing_without_it(
+    repo: Repository,
+) -> None:
+    for minor in range(4):
+        publish(repo, "alpha", f"1.{minor}")
     layout = repo.layout
-    for version in (1, 2, 4, 5, 6, 7):
-        layout.metadata_file("x", version).write_bytes(b"{}")
-        layout.metadata_file("root", version + 10).write_bytes(b"{}")
-    assert prune_older_versions(layout, layout.metadata_file("x", 7), kept=1) == 2
-    assert sorted(p.name for p in layout.metadata_dir.glob("*.x.json")) == [
-        "1.x.json",
-        "2.x.json",
-        "6.x.json",
-        "7.x.json",
-    ]
-    assert prune_older_versions(layout, layout.metadata_file("root", 17), kept=1) == 0
-    assert layout.metadata_file("root", 11).exists()
+    before = sorted(p.name for p in layout.metadata_dir.iterdir())
+    snapshot = repo.state().snapshot.signed.version
+    # the oldest snapshot of the window is not on disk: nothing can be judged unneeded
+    layout.metadata_file("snapshot", snapshot - 3).rename(layout.home / "aside.json")
+    assert prune_unreachable(layout, snapshot, kept=3) == 0
+    (layout.home / "aside.json").rename(layout.metadata_file("snapshot", snapshot - 3))
+    assert sorted(p.name for p in layout.metadata_dir.iterdir()) == before
+    # with it: older snapshots go, and each role's versions below the one it names
+    named = repo.state().snapshot.signed.meta  # the newest; the window's oldest names less
+    assert prune_unreachable(layout, snapshot, kept=3) > 0
+    after = {p.name for p in layout.metadata_dir.iterdir()}
+    assert {n for n in after if n.endswith(".snapshot.json")} == {
+        f"{v}.snapshot.json" for v in range(snapshot - 3, snapshot + 1)
+    }
+    assert "1.root.json" in after
+    assert f"{named['alpha.json'].version}.alpha.json" in after
+    assert f"{named['beta.json'].version}.beta.json" in after
+    assert prune_unreachable(layout, snapshot, kept=3) == 0  # nothing left to remove
 
 
 def test_a_new_model_is_born_with_empty_bins_signed_by_its_key(repo: Repository) -> None:

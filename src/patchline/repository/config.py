@@ -87,9 +87,10 @@ class RepositoryConfig:
     #: delegation); fixed when the archive is first split (at ``model add``, or at an
     #: older archive's next change).
     archive_bin_bits: int = 4
-    #: Older versions of each role kept on disk beyond the one the current snapshot
-    #: names, for clients in the middle of a refresh when a publication lands.
-    kept_metadata_versions: int = 64
+    #: Metadata named by any of the newest this-many snapshots is kept on disk (older
+    #: versions are removed), for clients in the middle of a refresh when a publication
+    #: lands. Root versions are always kept.
+    kept_snapshots: int = 64
 
     def save(self, path: Path) -> None:
         """Write the settings file atomically."""
@@ -107,8 +108,8 @@ class RepositoryConfig:
             f"delta_sources = {self.delta_sources}",
             "# Each model's archive is split into 2**archive_bin_bits hash bins.",
             f"archive_bin_bits = {self.archive_bin_bits}",
-            "# Older metadata versions of each role kept for clients mid-refresh.",
-            f"kept_metadata_versions = {self.kept_metadata_versions}",
+            "# Metadata the newest this-many snapshots name is kept (for clients mid-refresh).",
+            f"kept_snapshots = {self.kept_snapshots}",
             "",
             "# How long each role's signatures stay valid: whole numbers of d, h or m.",
             "[expiry]",
@@ -138,7 +139,7 @@ class RepositoryConfig:
             current_builds = int(section.get("current_builds", 8))
             delta_sources = int(section.get("delta_sources", 2))
             bin_bits = int(section.get("archive_bin_bits", 4))
-            kept = int(section.get("kept_metadata_versions", 64))
+            kept = int(section.get("kept_snapshots", 64))
         except (UsageError, ValueError) as exc:
             raise ConfigError(f"{path}: {exc}") from exc
         if current_builds < 1:
@@ -148,7 +149,7 @@ class RepositoryConfig:
         if not 1 <= bin_bits <= 8:
             raise ConfigError(f"{path}: archive_bin_bits must be from 1 to 8")
         if kept < 1:
-            raise ConfigError(f"{path}: kept_metadata_versions must be at least 1")
+            raise ConfigError(f"{path}: kept_snapshots must be at least 1")
         return cls(
             keys_dir=keys_dir,
             expiries=expiries,
@@ -156,7 +157,7 @@ class RepositoryConfig:
             current_builds=current_builds,
             delta_sources=delta_sources,
             archive_bin_bits=bin_bits,
-            kept_metadata_versions=kept,
+            kept_snapshots=kept,
         )
 
 

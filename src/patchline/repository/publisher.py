@@ -23,6 +23,7 @@ from tuf.api.metadata import (
     Metadata,
     MetaFile,
     Root,
+    Snapshot,
     SuccinctRoles,
     Targets,
 )
@@ -31,6 +32,7 @@ from patchline.clock import Clock, SystemClock
 from patchline.errors import (
     ModelExistsError,
     RepositoryBusyError,
+    RepositoryCorruptError,
     RepositoryError,
     RepositoryNotFoundError,
     SigningError,
@@ -46,6 +48,7 @@ from patchline.repository.state import (
     archive_model,
     archive_role,
     load_state,
+    read_metadata,
 )
 from patchline.settings import Settings
 from patchline.wire.release import check_name, model_lookup_path
@@ -299,8 +302,9 @@ class Transaction:
             self._sign("timestamp", self.state.timestamp)
             write_atomic(layout.timestamp_file, self.state.timestamp.to_bytes())
             written.append(layout.timestamp_file)
-            for path in written:
-                prune_older_versions(layout, path, self.repo.config.kept_metadata_versions)
+            prune_unreachable(
+                layout, self.state.snapshot.signed.version, self.repo.config.kept_snapshots
+            )
         self._dirty.clear()
         self._new.clear()
         self._trusted_root = copy.deepcopy(self.state.root)
@@ -356,27 +360,37 @@ class Transaction:
         return path
 
 
-def prune_older_versions(layout: RepositoryLayout, written: Path, kept: int) -> int:
-    """After ``written`` (``N.ROLE.json``) is published, remove that role's versions
-    older than the ``kept`` before N; return how many files were removed.
+def prune_unreachable(layout: RepositoryLayout, snapshot_version: int, kept: int) -> int:
+    """After snapshot ``snapshot_version`` is published, remove the metadata files that
+    none of the newest ``kept`` snapshots names; return how many were removed.
 
-    Root versions are never removed (a client walks them one by one), nor any version
-    the current snapshot may still name: a role's version grows by at most one per
-    publication, so the versions a snapshot up to ``kept`` publications old names are
-    all kept. Removal walks down from N - kept - 1 and stops at the first gap, so each
-    publication removes about one file per role written.
+    Kept: every root version (a client walks them one by one), snapshots from
+    ``snapshot_version - kept`` on, and each role's versions from the one that oldest
+    kept snapshot names on (versions only grow, so every newer snapshot names one at
+    least as high). Nothing is removed when that snapshot is not on disk. Removal walks
+    down from each floor and stops at the first gap, so a publish removes only what the
+    window left behind since the previous one.
     """
-    version_text, _, role_file = written.name.partition(".")
-    if not version_text.isdigit() or role_file == "root.json":
+    oldest = snapshot_version - kept
+    if oldest < 1:
         return 0
-    role = role_file.removesuffix(".json")
+    try:
+        floor_snapshot = read_metadata(layout, "snapshot", oldest, Snapshot)
+    except RepositoryCorruptError:
+        return 0
+    floors = {"snapshot": oldest}
+    for name, meta in floor_snapshot.signed.meta.items():
+        role = name.removesuffix(".json")
+        if role not in ("root", "snapshot", "timestamp"):
+            floors[role] = meta.version
     removed = 0
-    for version in range(int(version_text) - kept - 1, 0, -1):
-        try:
-            layout.metadata_file(role, version).unlink()
-        except FileNotFoundError:
-            break
-        removed += 1
+    for role, floor in floors.items():
+        for version in range(floor - 1, 0, -1):
+            try:
+                layout.metadata_file(role, version).unlink()
+            except FileNotFoundError:
+                break
+            removed += 1
     return removed
 
 
