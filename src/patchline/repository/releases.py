@@ -118,8 +118,9 @@ def add_release(
             eligibility=request.eligibility,
             notes=request.notes,
         )
-        existing = _releases_in({**archived, **model_targets.targets})
-        _check_order(info, existing, request.allow_downgrade)
+        existing = _existing_releases(
+            info, model_targets, archived, request.allow_downgrade, repo.config.delta_sources
+        )
         tx.require_signers([request.model, "snapshot", "timestamp"])
         path = target_path_for(request.model, request.build, image_name)
         length, sha256, stored = _store_image(repo, request.image, path)
@@ -212,8 +213,61 @@ def _archive_beyond_window(tx: Transaction, model: str, keep: int) -> None:
         tx.edit_archive_bin(model, path).targets[path] = current.pop(path)
 
 
+def _existing_releases(
+    info: ReleaseInfo,
+    model_targets: Targets,
+    archived: dict[str, TargetFile],
+    allow_downgrade: bool,
+    delta_sources: int,
+) -> list[PublishedRelease]:
+    """Check ``info`` against the model's releases (refusing a duplicate build, a lower
+    build or patch level unless ``allow_downgrade``) and return those the new release
+    needs to know: all of them, or only the current ones when those decide.
+
+    Every archived build sorts below every build in the model's role (a publication
+    archives the lowest), so a build above the role's newest is above every archived
+    build: then only the archive's top patch level is read from it, not every release.
+    """
+    current = _releases_in(model_targets.targets)
+    if (
+        not allow_downgrade
+        and len(current) >= max(delta_sources, 1)
+        and build_sort_key(info.build) > build_sort_key(current[-1].info.build)
+    ):
+        archived_top = _top_patch_level(archived)
+        if archived_top is not None or not archived:
+            _check_order(info, current, allow_downgrade, archived_top)
+            return current
+    existing = _releases_in({**archived, **model_targets.targets})
+    _check_order(info, existing, allow_downgrade)
+    return existing
+
+
+def _top_patch_level(targets: dict[str, TargetFile]) -> date | None:
+    """The highest security patch level among the full images in ``targets``, read
+    from the signed ISO dates without parsing each release; None if there is none or
+    one is not a plain ISO date (the caller then reads every release)."""
+    levels = []
+    for target in targets.values():
+        custom = target.unrecognized_fields.get("custom")
+        if isinstance(custom, dict) and custom.get("kind") == "full":
+            level = custom.get("security_patch_level")
+            if not isinstance(level, str) or len(level) != 10:
+                return None
+            levels.append(level)
+    if not levels:
+        return None
+    try:
+        return date.fromisoformat(max(levels))  # YYYY-MM-DD: text order is date order
+    except ValueError:
+        return None
+
+
 def _check_order(
-    info: ReleaseInfo, existing: list[PublishedRelease], allow_downgrade: bool
+    info: ReleaseInfo,
+    existing: list[PublishedRelease],
+    allow_downgrade: bool,
+    archived_top: date | None = None,
 ) -> None:
     for release in existing:
         if release.info.build == info.build:
@@ -230,6 +284,8 @@ def _check_order(
             hint="use a newer build id, or --allow-downgrade if this is intended",
         )
     top_patch = max(r.info.security_patch_level for r in existing)
+    if archived_top is not None:
+        top_patch = max(top_patch, archived_top)
     if info.security_patch_level < top_patch:
         raise ReleaseRejectedError(
             f"security patch level {info.security_patch_level.isoformat()} is below "
