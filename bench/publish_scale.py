@@ -11,7 +11,12 @@ measures with python-tuf's ngclient through a plain static host on 127.0.0.1:
   same release through the ``patchline`` command in a new process (key files opened
   with the default scrypt cost).
 
-Usage: python bench/publish_scale.py [--releases 1000] [--models 5] [--json]
+Also: metadata bytes and files on disk at the end, the bytes a fresh device downloads
+to look up an archived build, and progress (releases, rate, load average) on standard
+error. ``--time-limit S`` stops publishing after S seconds and measures at the release
+reached (``releases`` is then below ``releases_asked``).
+
+Usage: python bench/publish_scale.py [--releases 1000] [--models 5] [--time-limit S] [--json]
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from patchline.repository import (
     add_model,
     add_release,
     init_repository,
+    releases_of,
 )
 from patchline.repository.passphrases import PassphraseSource
 from patchline.settings import Settings
@@ -49,8 +55,11 @@ from patchline.wire.release import UpdateClass, model_lookup_path
 PASSPHRASE = "bench-passphrase"  # noqa: S105 - a throwaway repository
 
 
-def refresh_bytes(base_url: str, folder: Path, root: bytes, model: str) -> int:
-    """Bytes of metadata ngclient stores for one model's refresh (what it downloaded)."""
+def refresh_bytes(
+    base_url: str, folder: Path, root: bytes, model: str, target: str | None = None
+) -> int:
+    """Bytes of metadata ngclient stores for one model's refresh (what it downloaded),
+    and for looking up ``target`` if given (an archived build: its archive and bin)."""
     (folder / "metadata").mkdir(parents=True, exist_ok=True)
     before = {p.name: p.stat().st_mtime_ns for p in (folder / "metadata").glob("*.json")}
     updater = Updater(
@@ -61,6 +70,8 @@ def refresh_bytes(base_url: str, folder: Path, root: bytes, model: str) -> int:
     )
     updater.refresh()
     updater.get_targetinfo(model_lookup_path(model))
+    if target is not None and updater.get_targetinfo(target) is None:
+        raise RuntimeError(f"{target} not found through the delegations")
     total = 0
     for path in (folder / "metadata").glob("*.json"):
         if path.name == "root.json":
@@ -92,7 +103,7 @@ def flat_reference(repo: Repository) -> tuple[int, float]:
     state = repo.state()
     targets = Targets(expires=datetime.now(UTC) + timedelta(days=90))
     for model in state.model_names():
-        every = {**state.archive(model).signed.targets, **state.model(model).signed.targets}
+        every = {**state.archived_targets(model), **state.model(model).signed.targets}
         for path, target in every.items():
             targets.targets[path] = TargetFile(
                 target.length, dict(target.hashes), path, dict(target.unrecognized_fields)
@@ -108,7 +119,15 @@ def flat_reference(repo: Repository) -> tuple[int, float]:
     return len(data), statistics.median(times)
 
 
-def run(releases: int, models: int, cli_check: bool) -> dict[str, Any]:
+def metadata_on_disk(folder: Path) -> tuple[int, int]:
+    """Bytes and number of the files in the repository's metadata folder."""
+    sizes = [p.stat().st_size for p in folder.iterdir()]
+    return sum(sizes), len(sizes)
+
+
+def run(
+    releases: int, models: int, cli_check: bool, time_limit: float | None = None
+) -> dict[str, Any]:
     """Run the benchmark in a temporary folder and return its figures."""
     work = Path(tempfile.mkdtemp(prefix="patchline-bench-"))
     home = work / "repo"
@@ -129,10 +148,26 @@ def run(releases: int, models: int, cli_check: bool) -> dict[str, Any]:
     root = repo.layout.metadata_file("root", 1).read_bytes()
     host = StaticHost(repo.layout.public_dir).start()
     cold_half = 0
+    asked = releases
+    started = time.monotonic()
     for i in range(releases - 1):
         if i == releases // 2:
             cold_half = refresh_bytes(host.url, work / "device-half", root, names[0])
         durations.append(publish_one(repo, image, names[i % models], f"{1 + i // models}.0"))
+        elapsed = time.monotonic() - started
+        if (i + 1) % 500 == 0:
+            recent = sum(durations[-500:])
+            print(
+                f"{i + 1} releases, {elapsed:.0f} s, last 500 at {500 / recent:.1f}/s, "
+                f"load {os.getloadavg()[0]:.2f}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if time_limit is not None and elapsed > time_limit:
+            releases = i + 2  # the next one is the measured last release
+            break
+    if not cold_half:
+        cold_half = refresh_bytes(host.url, work / "device-half", root, names[0])
 
     try:
         device = work / "device"
@@ -144,6 +179,10 @@ def run(releases: int, models: int, cli_check: bool) -> dict[str, Any]:
         warm_folder = work / "device-warm"
         publish_one(repo, image, last_model, f"{2 + (releases - 1) // models}.0")
         warm_after_release = refresh_bytes(host.url, warm_folder, root, last_model)
+        oldest = releases_of(repo.state(), names[0])[0]  # oldest build first: archived
+        archived_lookup = refresh_bytes(
+            host.url, work / "device-archived", root, names[0], oldest.target_path
+        )
     finally:
         host.stop()
 
@@ -152,8 +191,15 @@ def run(releases: int, models: int, cli_check: bool) -> dict[str, Any]:
     ts_bytes = repo.layout.timestamp_file.stat().st_size
     snap_bytes = repo.layout.metadata_file("snapshot", state.snapshot.signed.version).stat().st_size
     flat_cold = ts_bytes + snap_bytes + flat_role_bytes
+    meta_bytes, meta_files = metadata_on_disk(repo.layout.metadata_dir)
     figures: dict[str, Any] = {
         "releases": releases,
+        "releases_asked": asked,
+        "elapsed_s": time.monotonic() - started,
+        "load_average_1min_end": os.getloadavg()[0],
+        "metadata_bytes_on_disk": meta_bytes,
+        "metadata_files_on_disk": meta_files,
+        "archived_build_lookup_bytes_fresh_device": archived_lookup,
         "models": models,
         "cold_refresh_bytes_one_model": cold,
         "cold_refresh_bytes_one_model_at_half": cold_half,
@@ -203,9 +249,10 @@ def main() -> None:
     parser.add_argument("--releases", type=int, default=1000)
     parser.add_argument("--models", type=int, default=5)
     parser.add_argument("--no-cli", action="store_true", help="skip the CLI timing")
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds publishing")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    figures = run(args.releases, args.models, not args.no_cli)
+    figures = run(args.releases, args.models, not args.no_cli, args.time_limit)
     if args.json:
         print(json.dumps(figures, indent=1))
         return

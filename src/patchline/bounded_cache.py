@@ -40,3 +40,8 @@ class BoundedCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+    @property
+    def capacity(self) -> int:
+        """The most entries it keeps."""
+        return self._size

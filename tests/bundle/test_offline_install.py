@@ -205,3 +205,29 @@ def test_an_unenrolled_device_keeps_no_receipt_and_an_enrolled_one_keeps_it_sign
     assert key is not None
     assert signed_by(kept[0][1], public_key_bytes(key))
     assert load_device_key(lone) is None
+
+
+def test_a_bundle_of_an_archived_build_carries_its_one_archive_bin_and_installs(
+    offline_repo: Repository, make_device: Callable[..., DeviceDir], tmp_path: Path
+) -> None:
+    for minor in range(1, 10):  # the model's role keeps the newest 8: 1.1 is archived
+        publish(offline_repo, "alpha", f"1.{minor}", spl="2026-02-01")
+    state = offline_repo.state()
+    path = "alpha/1.1/alpha-1.1.img"
+    assert path not in state.model("alpha").signed.targets
+    card = tmp_path / "card"
+    export_bundle(offline_repo, "alpha", card, build="1.1")
+    carried = sorted(p.name for p in (card / "metadata").glob("*.alpha.archive*.json"))
+    archive_version = state.archive("alpha").signed.version
+    bin_name = str(state.archive_bin_for("alpha", path))
+    bin_version = state.delegated(bin_name).signed.version
+    assert carried == sorted(
+        [f"{archive_version}.alpha.archive.json", f"{bin_version}.{bin_name}.json"]
+    )
+    device = make_device(bundles=[str(card)])
+
+    result = Agent(device, clock=later(1)).update()
+
+    assert result.status == "installed"
+    assert result.build == "1.1"
+    assert device.slot_image(Slot.B).read_bytes() == image_bytes("alpha/1.1")

@@ -135,10 +135,16 @@ def test_archived_builds_stay_signed_and_downloadable(
     state = repo.state()
     current = state.model("alpha").signed.targets
     assert len({path.split("/")[1] for path in current}) == 8
-    assert sorted(p for p in state.archive("alpha").signed.targets if p.endswith(".img")) == [
+    assert sorted(p for p in state.archived_targets("alpha") if p.endswith(".img")) == [
         "alpha/1.0/alpha-1.0.img",
         "alpha/1.1/alpha-1.1.img",
     ]
     assert download(device(tmp_path, "d1", host, root), "alpha/1.0/alpha-1.0.img") == image_bytes(
         "alpha/1.0"
     )
+    # the archive itself holds no targets: ngclient followed its succinct delegation to
+    # the one hash bin of that path, and fetched no other bin
+    assert state.archive("alpha").signed.targets == {}
+    bin_name = state.archive_bin_for("alpha", "alpha/1.0/alpha-1.0.img")
+    fetched = sorted(p.name for p in (tmp_path / "d1" / "metadata").glob("alpha.archive*.json"))
+    assert fetched == sorted(["alpha.archive.json", f"{bin_name}.json"])

@@ -34,8 +34,9 @@ def test_sync_prints_what_it_fetched_and_published_then_that_nothing_is_new(
     code, out = run(capsys, "mirror", "sync", url, str(dest), "--root", str(root))
 
     assert code == 0, out
-    # timestamp, snapshot, targets, and alpha, beta and their archives (root v1 is given)
-    assert "Fetched 7 metadata files" in out
+    # timestamp, snapshot, targets, and alpha, beta, their archives and the archives'
+    # 16 hash bins each (root v1 is given)
+    assert "Fetched 39 metadata files" in out
     assert "and 1 targets (65.5 kB)" in out
     assert "Published 1 new targets and" in out
     assert out.rstrip(".").endswith("timestamp.json")

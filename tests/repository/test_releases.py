@@ -148,6 +148,21 @@ def test_archived_builds_still_count_for_duplicates_and_order(
         )
 
 
+def test_a_higher_patch_level_in_the_archive_still_refuses_a_lower_one(
+    repo: Repository, tmp_path: Path
+) -> None:
+    publish(repo, "alpha", "1.0", "2026-05-01")
+    for minor in range(1, 9):  # lower patch levels, allowed: 1.0 moves to the archive
+        publish(repo, "alpha", f"1.{minor}", "2026-03-01", allow_downgrade=True)
+    assert "alpha/1.0/alpha-1.0.img" in repo.state().archived_targets("alpha")
+    with pytest.raises(ReleaseRejectedError, match="below alpha's newest 2026-05-01"):
+        add_release(
+            repo, _request(repo, tmp_path, build="1.9", security_patch_level=date(2026, 4, 1))
+        )
+    add_release(repo, _request(repo, tmp_path, build="1.9", security_patch_level=date(2026, 5, 1)))
+    assert releases_of(repo.state(), "alpha")[-1].info.build == "1.9"
+
+
 def test_a_release_gets_deltas_from_the_newest_builds(repo: Repository, tmp_path: Path) -> None:
     import hashlib
 

@@ -97,8 +97,10 @@ def test_status_reports_roles_models_and_expiry_warnings(
         "timestamp",
         "alpha",
         "alpha.archive",
+        *(f"alpha.archive-{n:x}" for n in range(16)),  # the archive's hash bins
         "beta",
         "beta.archive",
+        *(f"beta.archive-{n:x}" for n in range(16)),
     ]
     assert all(r.signatures_ok for r in report.roles)
     alpha = next(m for m in report.models if m.name == "alpha")

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import msgspec
 import urllib3
@@ -238,7 +238,10 @@ class Agent:
     def _trusted_versions(self, model: str) -> dict[str, int]:
         """The versions of the targets roles this device has trusted from online sources."""
         found = {}
-        for role in ("targets", model, f"{model}.archive"):
+        roles = ["targets", model, f"{model}.archive"]
+        archive_bins = self.device.metadata_dir.glob(f"{quote(model, safe='')}.archive-*.json")
+        roles += sorted(unquote(p.name.removesuffix(".json")) for p in archive_bins)
+        for role in roles:
             version = _cached_version(self.device.metadata_dir / f"{quote(role, safe='')}.json")
             if version:
                 found[role] = version

@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import TypeVar
 
 from tuf.api import exceptions as tuf_errors
-from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets
+from tuf.api.metadata import (
+    DelegatedRole,
+    Metadata,
+    MetaFile,
+    Root,
+    Snapshot,
+    TargetFile,
+    Targets,
+)
 from tuf.api.serialization import DeserializationError
 
 from patchline.agent.sources import Source
@@ -260,8 +268,9 @@ def _image_targets(
     trusted_versions: Mapping[str, int],
 ) -> dict[str, TargetFile]:
     """The model's targets signed by the image repository, through the delegations that
-    lead to them (targets -> MODEL -> MODEL.archive), none older than the device trusts:
-    a card made before a release was withdrawn or restricted cannot bring it back."""
+    lead to them (targets -> MODEL -> MODEL.archive -> its hash bins), none older than
+    the device trusts: a card made before a release was withdrawn or restricted cannot
+    bring it back."""
     targets = _load_role(metadata, snapshot, "targets", root.signed)
     _not_older(targets, "targets", trusted_versions)
     found: dict[str, TargetFile] = {}
@@ -276,5 +285,32 @@ def _image_targets(
         for path, target in md.signed.targets.items():
             if delegated.is_delegated_path(path) and path != model_lookup_path(model):
                 found.setdefault(path, target)
+        if role != model:  # the archive: its bins, if any, hold the archived builds
+            found.update(_bin_targets(metadata, snapshot, md.signed, delegated, trusted_versions))
         delegator, role = md.signed, f"{model}.archive"
+    return found
+
+
+def _bin_targets(
+    metadata: _Card,
+    snapshot: Snapshot,
+    archive: Targets,
+    archive_delegation: DelegatedRole,
+    trusted_versions: Mapping[str, int],
+) -> dict[str, TargetFile]:
+    """The targets of the archive's hash bins the card carries, each verified by the
+    archive's succinct delegation and kept only if it is in the bin its path hashes to."""
+    bins = archive.delegations.succinct_roles if archive.delegations is not None else None
+    found: dict[str, TargetFile] = {}
+    if bins is None:
+        return found
+    for name in bins.get_roles():
+        if f"{name}.json" not in snapshot.meta:
+            continue
+        md = _load_role(metadata, snapshot, name, archive)
+        _not_older(md, name, trusted_versions)
+        for path, target in md.signed.targets.items():
+            in_bin = bins.get_role_for_target(path) == name
+            if in_bin and archive_delegation.is_delegated_path(path):
+                found.setdefault(path, target)
     return found

@@ -78,6 +78,11 @@ class Director:
         self._gated: BoundedCache[Any, tuple[Decision, str]] = BoundedCache(cohort_cache_size)
         self.signatures = 0
 
+    @property
+    def answer_cache_capacity(self) -> int:
+        """The most devices whose last signed answer this director keeps."""
+        return self._answers.capacity
+
     def use_catalog(self, catalog: Catalog) -> None:
         """Switch to a new catalog; cached decisions of the old one are dropped."""
         self.catalog = catalog

@@ -113,6 +113,7 @@ def export_bundle(
     release = _pick(releases_of(state, model), model, build)
     roles = _roles_of(state, model)
     chosen = _chosen_targets(roles, release, with_deltas)
+    roles = _roles_signing(roles, chosen, keep=(model, archive_role(model)))
     signers = [repo.keyring.signer(k) for k in keys if repo.keyring.has(k.keyid)]
     if not signers:
         raise SigningError(
@@ -156,7 +157,21 @@ def _pick(releases: list[PublishedRelease], model: str, build: str | None) -> Pu
 
 
 def _roles_of(state: RepositoryState, model: str) -> dict[str, Metadata[Targets]]:
-    return {model: state.model(model), archive_role(model): state.archive(model)}
+    roles = {model: state.model(model), archive_role(model): state.archive(model)}
+    roles.update((name, state.delegated(name)) for name in state.archive_bins(model))
+    return roles
+
+
+def _roles_signing(
+    roles: dict[str, Metadata[Targets]], chosen: dict[str, TargetFile], keep: tuple[str, ...]
+) -> dict[str, Metadata[Targets]]:
+    """The roles of ``keep`` (the delegation chain) and those signing a chosen target:
+    a bundle carries the one archive bin its release is in, not every bin."""
+    return {
+        name: md
+        for name, md in roles.items()
+        if name in keep or any(path in md.signed.targets for path in chosen)
+    }
 
 
 def _chosen_targets(

@@ -83,6 +83,14 @@ class RepositoryConfig:
     current_builds: int = 8
     #: A new release gets a delta from each of the model's newest this-many builds.
     delta_sources: int = 2
+    #: A model's archive is split into 2**archive_bin_bits hash bins (TUF succinct
+    #: delegation); fixed when the archive is first split (at ``model add``, or at an
+    #: older archive's next change).
+    archive_bin_bits: int = 4
+    #: Metadata named by any of the newest this-many snapshots is kept on disk (older
+    #: versions are removed), for clients in the middle of a refresh when a publication
+    #: lands. Root versions are always kept.
+    kept_snapshots: int = 64
 
     def save(self, path: Path) -> None:
         """Write the settings file atomically."""
@@ -98,6 +106,10 @@ class RepositoryConfig:
             f"current_builds = {self.current_builds}",
             "# Deltas built for a new release: from each of this many newest builds (0: none).",
             f"delta_sources = {self.delta_sources}",
+            "# Each model's archive is split into 2**archive_bin_bits hash bins.",
+            f"archive_bin_bits = {self.archive_bin_bits}",
+            "# Metadata the newest this-many snapshots name is kept (for clients mid-refresh).",
+            f"kept_snapshots = {self.kept_snapshots}",
             "",
             "# How long each role's signatures stay valid: whole numbers of d, h or m.",
             "[expiry]",
@@ -126,18 +138,26 @@ class RepositoryConfig:
             threshold = int(section.get("root_threshold", 2))
             current_builds = int(section.get("current_builds", 8))
             delta_sources = int(section.get("delta_sources", 2))
+            bin_bits = int(section.get("archive_bin_bits", 4))
+            kept = int(section.get("kept_snapshots", 64))
         except (UsageError, ValueError) as exc:
             raise ConfigError(f"{path}: {exc}") from exc
         if current_builds < 1:
             raise ConfigError(f"{path}: current_builds must be at least 1")
         if delta_sources < 0:
             raise ConfigError(f"{path}: delta_sources must not be negative")
+        if not 1 <= bin_bits <= 8:
+            raise ConfigError(f"{path}: archive_bin_bits must be from 1 to 8")
+        if kept < 1:
+            raise ConfigError(f"{path}: kept_snapshots must be at least 1")
         return cls(
             keys_dir=keys_dir,
             expiries=expiries,
             root_threshold=threshold,
             current_builds=current_builds,
             delta_sources=delta_sources,
+            archive_bin_bits=bin_bits,
+            kept_snapshots=kept,
         )
 
 

@@ -23,6 +23,8 @@ from tuf.api.metadata import (
     Metadata,
     MetaFile,
     Root,
+    Snapshot,
+    SuccinctRoles,
     Targets,
 )
 
@@ -30,6 +32,7 @@ from patchline.clock import Clock, SystemClock
 from patchline.errors import (
     ModelExistsError,
     RepositoryBusyError,
+    RepositoryCorruptError,
     RepositoryError,
     RepositoryNotFoundError,
     SigningError,
@@ -42,8 +45,10 @@ from patchline.repository.passphrases import PassphraseSource
 from patchline.repository.state import (
     ARCHIVE_SUFFIX,
     RepositoryState,
+    archive_model,
     archive_role,
     load_state,
+    read_metadata,
 )
 from patchline.settings import Settings
 from patchline.wire.release import check_name, model_lookup_path
@@ -57,8 +62,9 @@ def model_paths(role: str) -> list[str]:
     The model's role is also delegated its lookup path, which its archive is not, so a
     device can load its model's current releases without ever fetching the archive.
     """
-    if role.endswith(ARCHIVE_SUFFIX):
-        return [f"{role.removesuffix(ARCHIVE_SUFFIX)}/*/*"]
+    model = archive_model(role)
+    if model is not None:
+        return [f"{model}/*/*"]
     return [f"{role}/*/*", model_lookup_path(role)]
 
 
@@ -151,6 +157,50 @@ class Transaction:
         self._dirty.add(archive_role(model))
         return md.signed
 
+    def edit_archive_bin(self, model: str, target_path: str) -> Targets:
+        """The archive bin that signs ``target_path`` (an archived target), to change.
+
+        An archive written before bins existed is split first: its targets move to
+        their bins, and it keeps only the delegation to them."""
+        name = self.state.archive_bin_for(model, target_path)
+        if name is None:
+            self.split_archive(model)
+            name = self.state.archive_bin_for(model, target_path)
+            assert name is not None
+        md = self.state.delegated(name)
+        self._dirty.add(name)
+        return md.signed
+
+    def split_archive(self, model: str) -> None:
+        """Delegate a model's archived targets to hash bins (new roles, signed by the
+        model's key) and move the archive's own targets into them."""
+        archive = self.edit_archive(model)
+        if archive.delegations is not None and archive.delegations.succinct_roles is not None:
+            return
+        keyids = self.state.delegated_role(model).keyids
+        keys = self.state.targets.signed.delegations
+        assert keys is not None
+        bins = SuccinctRoles(
+            keyids=list(keyids),
+            threshold=self.state.delegated_role(model).threshold,
+            bit_length=self.repo.config.archive_bin_bits,
+            name_prefix=archive_role(model),
+        )
+        archive.delegations = Delegations(
+            keys={k: keys.keys[k] for k in keyids}, roles=None, succinct_roles=bins
+        )
+        for name in bins.get_roles():
+            listed = self.state.snapshot.signed.meta.get(f"{name}.json")
+            # a name the snapshot already lists keeps growing its version (never reused)
+            version = listed.version if listed is not None else 1
+            self.state.set_delegated(name, Metadata(Targets(version=version, expires=self._now())))
+            self._dirty.add(name)
+            if listed is None:
+                self._new.add(name)
+        for path in list(archive.targets):
+            target = archive.targets.pop(path)
+            self.state.delegated(bins.get_role_for_target(path)).signed.targets[path] = target
+
     def resign(self, role: str) -> None:
         """Re-sign ``role`` at commit with a new version and expiry, content unchanged."""
         if role not in TOP_LEVEL_ROLES:
@@ -160,9 +210,10 @@ class Transaction:
     def add_model(self, model: str) -> Key:
         """Delegate ``MODEL/*/*`` to a new role (and its archive) signed by a new key."""
         check_name("model", model)
-        if model in TOP_LEVEL_ROLES or model.endswith(ARCHIVE_SUFFIX):
+        if model in TOP_LEVEL_ROLES or archive_model(model) is not None:
             raise ModelExistsError(
-                f"{model!r} is the name of a top-level role or ends in {ARCHIVE_SUFFIX}"
+                f"{model!r} is the name of a top-level role or of an archive role "
+                f"(ends in {ARCHIVE_SUFFIX} or {ARCHIVE_SUFFIX}-HEX)"
             )
         if model in self.state.model_names():
             raise ModelExistsError(f"model {model!r} already exists")
@@ -179,6 +230,7 @@ class Transaction:
             self.state.set_delegated(role, Metadata(signed))
             self._dirty.add(role)
             self._new.add(role)
+        self.split_archive(model)
         return key
 
     # --- signing and publishing ------------------------------------------------
@@ -250,6 +302,9 @@ class Transaction:
             self._sign("timestamp", self.state.timestamp)
             write_atomic(layout.timestamp_file, self.state.timestamp.to_bytes())
             written.append(layout.timestamp_file)
+            prune_unreachable(
+                layout, self.state.snapshot.signed.version, self.repo.config.kept_snapshots
+            )
         self._dirty.clear()
         self._new.clear()
         self._trusted_root = copy.deepcopy(self.state.root)
@@ -303,6 +358,40 @@ class Transaction:
         path = self.repo.layout.metadata_file(role, md.signed.version)
         write_atomic(path, md.to_bytes())
         return path
+
+
+def prune_unreachable(layout: RepositoryLayout, snapshot_version: int, kept: int) -> int:
+    """After snapshot ``snapshot_version`` is published, remove the metadata files that
+    none of the newest ``kept`` snapshots names; return how many were removed.
+
+    Kept: every root version (a client walks them one by one), snapshots from
+    ``snapshot_version - kept`` on, and each role's versions from the one that oldest
+    kept snapshot names on (versions only grow, so every newer snapshot names one at
+    least as high). Nothing is removed when that snapshot is not on disk. Removal walks
+    down from each floor and stops at the first gap, so a publish removes only what the
+    window left behind since the previous one.
+    """
+    oldest = snapshot_version - kept
+    if oldest < 1:
+        return 0
+    try:
+        floor_snapshot = read_metadata(layout, "snapshot", oldest, Snapshot)
+    except RepositoryCorruptError:
+        return 0
+    floors = {"snapshot": oldest}
+    for name, meta in floor_snapshot.signed.meta.items():
+        role = name.removesuffix(".json")
+        if role not in ("root", "snapshot", "timestamp"):
+            floors[role] = meta.version
+    removed = 0
+    for role, floor in floors.items():
+        for version in range(floor - 1, 0, -1):
+            try:
+                layout.metadata_file(role, version).unlink()
+            except FileNotFoundError:
+                break
+            removed += 1
+    return removed
 
 
 def _delegate(delegations: Delegations, role: str, key: Key) -> None:

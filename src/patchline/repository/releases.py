@@ -79,7 +79,7 @@ def releases_of(state: RepositoryState, model: str) -> list[PublishedRelease]:
     """Every full-image release of ``model`` in ``state`` (current and archived), oldest
     build first."""
     current = state.model(model).signed.targets
-    return _releases_in({**state.archive(model).signed.targets, **current})
+    return _releases_in({**state.archived_targets(model), **current})
 
 
 def _releases_in(targets: dict[str, TargetFile]) -> list[PublishedRelease]:
@@ -108,7 +108,7 @@ def add_release(
     _check_image_readable(request.image)
     with repo.transaction() as tx:
         model_targets = tx.edit_model(request.model)
-        archived = tx.state.archive(request.model).signed.targets
+        archived = tx.state.archived_targets(request.model)
         info = ReleaseInfo(
             model=request.model,
             build=request.build,
@@ -118,8 +118,9 @@ def add_release(
             eligibility=request.eligibility,
             notes=request.notes,
         )
-        existing = _releases_in({**archived, **model_targets.targets})
-        _check_order(info, existing, request.allow_downgrade)
+        existing = _existing_releases(
+            info, model_targets, archived, request.allow_downgrade, repo.config.delta_sources
+        )
         tx.require_signers([request.model, "snapshot", "timestamp"])
         path = target_path_for(request.model, request.build, image_name)
         length, sha256, stored = _store_image(repo, request.image, path)
@@ -201,19 +202,72 @@ def _labelled(progress: DeltaProgress | None, label: str) -> Callable[[int, int]
 
 def _archive_beyond_window(tx: Transaction, model: str, keep: int) -> None:
     """Move every target of the model's oldest builds past the newest ``keep`` builds
-    from the model's role to its archive role (still signed, still served)."""
+    from the model's role to the archive bin its path hashes to (still signed, still
+    served); only those bins are re-signed."""
     current = tx.state.model(model).signed.targets
     builds = sorted({path.split("/")[1] for path in current}, key=build_sort_key)
     retired = set(builds[:-keep]) if len(builds) > keep else set()
     if not retired:
         return
-    archive = tx.edit_archive(model)
     for path in [p for p in current if p.split("/")[1] in retired]:
-        archive.targets[path] = current.pop(path)
+        tx.edit_archive_bin(model, path).targets[path] = current.pop(path)
+
+
+def _existing_releases(
+    info: ReleaseInfo,
+    model_targets: Targets,
+    archived: dict[str, TargetFile],
+    allow_downgrade: bool,
+    delta_sources: int,
+) -> list[PublishedRelease]:
+    """Check ``info`` against the model's releases (refusing a duplicate build, a lower
+    build or patch level unless ``allow_downgrade``) and return those the new release
+    needs to know: all of them, or only the current ones when those decide.
+
+    Every archived build sorts below every build in the model's role (a publication
+    archives the lowest), so a build above the role's newest is above every archived
+    build: then only the archive's top patch level is read from it, not every release.
+    """
+    current = _releases_in(model_targets.targets)
+    if (
+        not allow_downgrade
+        and len(current) >= max(delta_sources, 1)
+        and build_sort_key(info.build) > build_sort_key(current[-1].info.build)
+    ):
+        archived_top = _top_patch_level(archived)
+        if archived_top is not None or not archived:
+            _check_order(info, current, allow_downgrade, archived_top)
+            return current
+    existing = _releases_in({**archived, **model_targets.targets})
+    _check_order(info, existing, allow_downgrade)
+    return existing
+
+
+def _top_patch_level(targets: dict[str, TargetFile]) -> date | None:
+    """The highest security patch level among the full images in ``targets``, read
+    from the signed ISO dates without parsing each release; None if there is none or
+    one is not a plain ISO date (the caller then reads every release)."""
+    levels = []
+    for target in targets.values():
+        custom = target.unrecognized_fields.get("custom")
+        if isinstance(custom, dict) and custom.get("kind") == "full":
+            level = custom.get("security_patch_level")
+            if not isinstance(level, str) or len(level) != 10:
+                return None
+            levels.append(level)
+    if not levels:
+        return None
+    try:
+        return date.fromisoformat(max(levels))  # YYYY-MM-DD: text order is date order
+    except ValueError:
+        return None
 
 
 def _check_order(
-    info: ReleaseInfo, existing: list[PublishedRelease], allow_downgrade: bool
+    info: ReleaseInfo,
+    existing: list[PublishedRelease],
+    allow_downgrade: bool,
+    archived_top: date | None = None,
 ) -> None:
     for release in existing:
         if release.info.build == info.build:
@@ -230,6 +284,8 @@ def _check_order(
             hint="use a newer build id, or --allow-downgrade if this is intended",
         )
     top_patch = max(r.info.security_patch_level for r in existing)
+    if archived_top is not None:
+        top_patch = max(top_patch, archived_top)
     if info.security_patch_level < top_patch:
         raise ReleaseRejectedError(
             f"security patch level {info.security_patch_level.isoformat()} is below "

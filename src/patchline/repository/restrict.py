@@ -48,10 +48,10 @@ def restrict_releases(
     with repo.transaction() as tx:
         roles: list[str] = []
         for model in tx.state.model_names():
-            for role, edit in ((model, tx.edit_model), (archive_role(model), tx.edit_archive)):
+            for role in (model, archive_role(model), *tx.state.archive_bins(model)):
                 found = _restrict_role(tx.state.delegated(role).signed, eligibility_for)
                 if found:
-                    edit(model)
+                    tx.resign(role)
                     roles.append(role)
                     changed += found
         if changed:

@@ -104,20 +104,32 @@ def replace_keys(
     repo = tx.repo
     # Who names the key: root for a top-level role; for a model, targets names the
     # model's key and the model's role names the same key for its archive.
-    delegators: list[tuple[Root | Targets, str]]
+    # The archive names it once more for all its bins (a succinct delegation: no name).
+    delegators: list[tuple[Root | Targets, str | None]]
+    resigned: list[str]
     if role in TOP_LEVEL_ROLES:
         delegators = [(tx.edit_root(), role)]
+        resigned = [] if role == "root" else [role]
     else:
         delegators = [(tx.edit_targets(), role), (tx.edit_model(role), archive_role(role))]
+        resigned = [role, archive_role(role)]
+        bins = tx.state.archive_bins(role)
+        if bins:
+            delegators.append((tx.edit_archive(role), None))
+            resigned += bins
     for retired in old:
         new_key = repo.keyring.create(role, now)
         added.append(new_key.keyid)
         for delegator, delegated in delegators:
-            delegator.revoke_key(retired, delegated)
-            delegator.add_key(new_key, delegated)
-    for _, delegated in delegators:
-        if delegated != "root":
-            tx.resign(delegated)
+            if isinstance(delegator, Root):
+                assert delegated is not None
+                delegator.revoke_key(retired, delegated)
+                delegator.add_key(new_key, delegated)
+            else:
+                delegator.revoke_key(retired, delegated)
+                delegator.add_key(new_key, delegated)
+    for name in resigned:
+        tx.resign(name)
 
 
 def _rotate_offline(repo: Repository, keyid: str | None) -> Rotation:

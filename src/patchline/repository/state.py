@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tuf.api.exceptions import RepositoryError as TufRepositoryError
-from tuf.api.metadata import DelegatedRole, Metadata, Root, Snapshot, Targets, Timestamp
+from tuf.api.metadata import (
+    Metadata,
+    Role,
+    Root,
+    Snapshot,
+    SuccinctRoles,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
 from tuf.api.serialization import DeserializationError
 
 from patchline.errors import RepositoryCorruptError, RepositoryNotFoundError, UnknownModelError
@@ -47,12 +56,30 @@ def archive_role(model: str) -> str:
     return model + ARCHIVE_SUFFIX
 
 
+def archive_model(role: str) -> str | None:
+    """The model whose archive ``role`` is or whose archive bin it is (``MODEL.archive``
+    or ``MODEL.archive-HEX``); None for any other name."""
+    head, sep, tail = role.rpartition(ARCHIVE_SUFFIX)
+    if not sep or not head:
+        return None
+    if tail == "" or (tail.startswith("-") and _is_hex(tail[1:])):
+        return head
+    return None
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(c in "0123456789abcdef" for c in text)
+
+
 @dataclass
 class RepositoryState:
     """The metadata of the last complete publish; delegated roles load on first use.
 
     Delegated roles: each model's role (delegated by ``targets``) holds the model's
-    newest releases, and delegates the model's archive role, which holds the older ones.
+    newest releases, and delegates the model's archive role. The archive splits the
+    older releases into hash bins (TUF succinct delegation, ``MODEL.archive-HEX``) so a
+    publication re-signs one small bin, never the whole history. An archive written
+    before bins existed holds the older releases itself until its next change.
     A device's refresh fetches only its model's role, whose size does not grow with
     the model's history.
     """
@@ -72,22 +99,50 @@ class RepositoryState:
         return list(delegations.roles)
 
     def delegator(self, role: str) -> Targets:
-        """The targets metadata that delegates ``role`` (top-level targets, or a model role)."""
-        if (
-            role.endswith(ARCHIVE_SUFFIX)
-            and role.removesuffix(ARCHIVE_SUFFIX) in self.model_names()
-        ):
-            return self.model(role.removesuffix(ARCHIVE_SUFFIX)).signed
+        """The targets metadata that delegates ``role``: top-level targets for a model,
+        the model's role for its archive, the archive for one of its bins."""
+        model = archive_model(role)
+        if model is not None and model in self.model_names():
+            if role == archive_role(model):
+                return self.model(model).signed
+            if role in self.archive_bins(model):
+                return self.archive(model).signed
         if role in self.model_names():
             return self.targets.signed
         raise self._unknown(role)
 
-    def delegated_role(self, role: str) -> DelegatedRole:
-        """The delegation entry (keys, threshold, paths) of a delegated role."""
+    def delegated_role(self, role: str) -> Role:
+        """The delegation entry (keys and threshold) of a delegated role; for an archive
+        bin, the archive's succinct delegation, which all its bins share."""
         delegations = self.delegator(role).delegations
+        bins = delegations.succinct_roles if delegations is not None else None
+        if bins is not None and bins.is_delegated_role(role):
+            return bins
         if delegations is None or delegations.roles is None or role not in delegations.roles:
             raise RepositoryCorruptError(f"the delegation of role {role} is missing")
         return delegations.roles[role]
+
+    def archive_bins(self, model: str) -> list[str]:
+        """The names of the bins of a model's archive, in order (none for an archive
+        written before bins existed)."""
+        succinct = self._bins_delegation(model)
+        return list(succinct.get_roles()) if succinct is not None else []
+
+    def archive_bin_for(self, model: str, target_path: str) -> str | None:
+        """The archive bin that signs ``target_path``; None if the archive has no bins."""
+        succinct = self._bins_delegation(model)
+        return succinct.get_role_for_target(target_path) if succinct is not None else None
+
+    def archived_targets(self, model: str) -> dict[str, TargetFile]:
+        """Every target of a model's archive: those of the archive role and of its bins."""
+        found = dict(self.archive(model).signed.targets)
+        for name in self.archive_bins(model):
+            found.update(self._load(name).signed.targets)
+        return found
+
+    def _bins_delegation(self, model: str) -> SuccinctRoles | None:
+        delegations = self.archive(model).signed.delegations
+        return delegations.succinct_roles if delegations is not None else None
 
     def model(self, name: str) -> Metadata[Targets]:
         """The signed role of one model; raise UnknownModelError if there is none."""
@@ -123,13 +178,16 @@ class RepositoryState:
         )
 
     def delegated_roles(self) -> list[str]:
-        """Every delegated role: each model's role followed by its archive."""
+        """Every delegated role: each model's role followed by its archive and the
+        archive's bins."""
         roles = []
         for model in self.model_names():
             roles.append(model)
             model_delegations = self.model(model).signed.delegations
             if model_delegations is not None and model_delegations.roles:
                 roles += list(model_delegations.roles)
+            if archive_role(model) in roles:
+                roles += self.archive_bins(model)
         return roles
 
     def signed_roles(self) -> list[tuple[str, Metadata[Any]]]:

@@ -66,6 +66,7 @@ def build_runtime(
         mirrors=list(settings.server_mirrors()),
         poll_after_seconds=tuning.poll_after_seconds,
         validity=tuning.answer_validity,
+        answer_cache_size=settings.device_cache_size,
     )
     writer = BatchWriter(db, max_delay=tuning.writer_max_delay)
     policy = DeliveryPolicy(
@@ -82,7 +83,7 @@ def build_runtime(
         director=director,
         writer=writer,
         deliverer=Deliverer(db, clock, policy),
-        devices=DeviceLoader(db, BoundedCache(tuning.device_cache_size)),
+        devices=DeviceLoader(db, BoundedCache(settings.device_cache_size)),
     )
 
 

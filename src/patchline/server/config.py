@@ -14,6 +14,5 @@ class ServerTuning:
     answer_validity: timedelta = timedelta(hours=24)
     poll_after_seconds: int = 3600
     last_seen_resolution: timedelta = timedelta(minutes=5)
-    device_cache_size: int = 500_000
     catalog_poll_seconds: float = 1.0
     writer_max_delay: float = 0.02

@@ -81,6 +81,11 @@ class DeviceLoader:
         self._pending: dict[str, asyncio.Future[DeviceEntry | None]] = {}
         self._flushing = False
 
+    @property
+    def capacity(self) -> int:
+        """The most devices kept in memory."""
+        return self._cache.capacity
+
     async def get(self, device_id: str) -> DeviceEntry | None:
         """The device's entry from the cache, or loaded with others; None when unknown."""
         entry = self._cache.get(device_id)
