@@ -128,8 +128,14 @@ def metadata_on_disk(folder: Path) -> tuple[int, int]:
 def run(
     releases: int, models: int, cli_check: bool, time_limit: float | None = None
 ) -> dict[str, Any]:
-    """Run the benchmark in a temporary folder and return its figures."""
-    work = Path(tempfile.mkdtemp(prefix="patchline-bench-"))
+    """Run the benchmark in a temporary folder (removed afterwards); its figures."""
+    with tempfile.TemporaryDirectory(prefix="patchline-bench-") as tmp:
+        return _measure(Path(tmp), releases, models, cli_check, time_limit)
+
+
+def _measure(
+    work: Path, releases: int, models: int, cli_check: bool, time_limit: float | None
+) -> dict[str, Any]:
     home = work / "repo"
     env = {"PATCHLINE_PASSPHRASE": PASSPHRASE}
     repo = init_repository(
