@@ -8,9 +8,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
-from typing import Any
 
 import pytest
 
@@ -20,40 +17,8 @@ from patchline.clock import FixedClock
 from patchline.errors import NoUpdateSourceError
 from patchline.repository import Repository
 from tests.agent.conftest import closed_port_url
-from tests.agent.hosts import RangeHost
+from tests.agent.hosts import BusyServer, RangeHost
 from tests.conftest import publish
-
-
-class BusyServer:
-    """A device API that answers every POST with a 503 (``Retry-After`` when set) or
-    a bare 500, and counts the calls by path."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        self.retry_after: str | None = "10"
-        busy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                busy.calls.append(self.path)
-                body = b'{"error": "the device registry is unavailable; try again shortly"}'
-                self.send_response(503 if busy.retry_after else 500)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                if busy.retry_after:
-                    self.send_header("Retry-After", busy.retry_after)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        Thread(target=self.http.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
 
 
 @pytest.fixture
