@@ -7,6 +7,7 @@ before asking again (saved, so later runs skip the server and say so), then upda
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,10 +19,10 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from patchline.agent import Agent, DeviceDir
+from patchline.agent import Agent, DeviceDir, Limits
 from patchline.agent.enrollment import enroll as agent_enroll
 from patchline.agent.state import load_state
-from patchline.clock import FixedClock
+from patchline.clock import FixedClock, SystemClock
 from patchline.director.identity import create_director, director_root_path
 from patchline.errors import NoUpdateSourceError
 from patchline.repository import Repository
@@ -80,8 +81,11 @@ def proxied_server(
 def agent_device(
     make_device: Callable[..., DeviceDir], server: RunningServer, serial: str
 ) -> DeviceDir:
-    """A device of model alpha on build 1.0, enrolled with ``server`` by its agent."""
-    device = make_device(serial, region="DE", deployed_on="2026-01-10", server_url=server.url)
+    """A device of model alpha on build 1.0, enrolled with ``server`` by its agent, with
+    the agent's default time limits (a server slowed by the outage is not a dead one)."""
+    device = make_device(
+        serial, region="DE", deployed_on="2026-01-10", server_url=server.url, limits=Limits()
+    )
     device.director_root.write_bytes(director_root_path(server.home).read_bytes())
     agent_enroll(
         device, http_pool(2, 10), token=ENROLLMENT_TOKEN, serial=serial, hardware_id=f"hw-{serial}"
@@ -140,6 +144,64 @@ def test_an_agent_told_503_skips_the_server_until_its_wait_is_over_then_updates(
         pytest.fail("the device never updated after the database came back")
     assert result.build == "1.1"
     assert load_state(device).server_backoff is None
+
+
+@pytest.mark.postgres
+@pytest.mark.long
+def test_a_fleet_of_agents_through_an_outage_backs_off_with_jitter_and_all_update(
+    proxied_server: tuple[RunningServer, TcpProxy],
+    make_device: Callable[..., DeviceDir],
+) -> None:
+    server, proxy = proxied_server
+    assert server.api().post("/api/policies", json=ALLOW_ALL).status_code == 201
+    publish_via_repo(server)
+    devices = [agent_device(make_device, server, f"SN-FLEET{i}") for i in range(8)]
+    clock = SystemClock()
+    for device in devices:  # a fleet that has been polling: every device checked in once
+        assert check_in(server, device.load_config().credential).status_code == 200
+
+    proxy.cut()
+    told: list[tuple[datetime, datetime]] = []  # (asked at, not before)
+    for device in devices:
+        # The check-in is answered from the server's cache (the offer of 1.1 stands) and
+        # the image comes from its repository; the reports get 503: the device waits.
+        asked_at = clock.now()
+        with contextlib.suppress(NoUpdateSourceError):
+            Agent(device, clock=clock).update()
+        told.append((asked_at, not_before(device)))
+    # Every device waits at least the server's Retry-After (10 s), at most twice it,
+    # and the fleet does not come back at one instant.
+    for asked_at, until in told:
+        assert asked_at + timedelta(seconds=10) <= until <= asked_at + timedelta(seconds=21)
+    assert len({until for _, until in told}) >= len(devices) // 2
+    time.sleep(3)
+    proxy.open()
+
+    # Each agent runs as a timer would start it; it asks the server only once its wait
+    # is over, and every report arrives without anyone stepping in.
+    asked_again: dict[int, datetime] = {}
+    deadline = time.monotonic() + 120
+    while len(asked_again) < len(devices):
+        assert time.monotonic() < deadline, f"only {len(asked_again)} devices got through"
+        for index, device in enumerate(devices):
+            if index in asked_again or clock.now() < not_before(device):
+                continue
+            asked_at = clock.now()
+            with contextlib.suppress(NoUpdateSourceError):
+                Agent(device, clock=clock).update()
+            if load_state(device).server_backoff is None:
+                asked_again[index] = asked_at
+            else:
+                assert not_before(device) >= asked_at + timedelta(seconds=10)
+        time.sleep(0.2)
+    for index, (_, until) in enumerate(told):
+        assert asked_again[index] >= until
+    assert len({at.replace(microsecond=0) for at in asked_again.values()}) >= len(devices) // 2
+    for device in devices:
+        state = load_state(device)
+        assert state.running.build == "1.1"
+        assert not list(device.outbox.glob("*.json")), "a report was not delivered"
+    assert server.api().get("/api/audit/verify").json()["ok"] is True
 
 
 def a_report() -> tuple[str, bytes]:

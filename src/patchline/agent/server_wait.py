@@ -55,7 +55,8 @@ def backed_off(
     failures = (state.server_backoff.failures if state.server_backoff else 0) + 1
     wait = wait_before_asking(exc.retry_after, failures, rng)
     # Rounded up to the second the instant is written with: never sooner than asked.
-    not_before = now.replace(microsecond=0) + timedelta(seconds=int(wait) + 1)
+    until = now + timedelta(seconds=wait)
+    not_before = until.replace(microsecond=0) + timedelta(seconds=1 if until.microsecond else 0)
     return msgspec.structs.replace(
         state,
         server_backoff=ServerBackoff(_instant(not_before), failures, exc.message),
