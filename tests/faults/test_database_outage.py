@@ -284,3 +284,45 @@ def test_with_the_database_away_devices_get_503_with_retry_after_and_it_recovers
         assert server.api().get("/api/audit/verify").json()["ok"] is True
     finally:
         stop_server(process)
+
+
+#: Management API reads and writes tried while the database is away.
+MANAGEMENT_CALLS = [
+    ("GET", "/api/devices"),
+    ("GET", "/api/releases"),
+    ("GET", "/api/policies"),
+    ("GET", "/api/rollouts"),
+    ("GET", "/api/tokens"),
+    ("GET", "/api/audit/verify"),
+    ("POST", "/api/policies"),
+]
+
+
+@pytest.mark.postgres
+def test_with_the_database_away_the_management_api_answers_503_and_recovers_by_itself(
+    proxied_server: tuple[RunningServer, TcpProxy],
+) -> None:
+    server, proxy = proxied_server
+    with server.api() as api:
+        before = api.get("/api/policies").json()
+
+    proxy.cut()
+    with server.api() as api:
+        for method, path in MANAGEMENT_CALLS:
+            answer = api.request(method, path, json=ALLOW_ALL if method == "POST" else None)
+            assert answer.status_code == 503, (method, path, answer.text)
+            assert int(answer.headers["Retry-After"]) > 0
+            assert "the database is unavailable" in answer.json()["detail"]
+    assert server.process.poll() is None
+
+    proxy.open()
+    deadline = time.monotonic() + 30
+    with server.api() as api:
+        while (answer := api.get("/api/policies")).status_code != 200:
+            assert answer.status_code == 503, answer.text
+            assert time.monotonic() < deadline, "the management API did not recover by itself"
+            time.sleep(0.2)
+        assert answer.json() == before  # the refused POST changed nothing
+        for method, path in MANAGEMENT_CALLS:
+            if method == "GET":
+                assert api.get(path).status_code == 200, path
