@@ -148,14 +148,12 @@ class Agent:
                     raise DeviceSetupError(
                         f"cannot read the kernel command line from {setup.cmdline}: {exc.strerror}"
                     ) from None
-            state = load_state(self.device)
-            trial_source = state.trial.source if state.trial else ""
-            had_trial = state.trial is not None
+            # A report left waiting by a power cut after the last boot's end goes first.
+            state = self._queue_boot_report(load_state(self.device))
             state, outcome = finish_boot(
                 self.device, state, config, setup, running_slot(setup, cmdline)
             )
-            if had_trial:
-                self._report_boot(state, outcome, trial_source)
+            self._queue_boot_report(state)
             pool = http_pool(config.limits.connect_timeout_seconds, _read_timeout(config))
             self._send_reports(config, pool)
             return outcome
@@ -503,9 +501,9 @@ class Agent:
     def _finish_trial_boot(self, config: DeviceConfig, state: AgentState) -> AgentState:
         """A trial armed by an interrupted run boots now, before anything new is tried
         (on a device that boots for real, `patchline agent boot` settles it at start-up)."""
+        state = self._queue_boot_report(state)
         if config.boot is not None:
             return state
-        state = self._queue_boot_report(state)
         if state.trial is None:
             return state
         state, outcome = boot(self.device, state, config)
@@ -571,32 +569,6 @@ class Agent:
         state = msgspec.structs.replace(state, unreported_boot=None)
         save_state(self.device, state)
         return state
-
-    def _report_boot(
-        self, state: AgentState, outcome: BootOutcome, source: str, delta: bool = False
-    ) -> None:
-        if outcome.result == "committed":
-            self._queue(
-                target=state.running.target,
-                build=outcome.build,
-                status=ReportStatus.BOOTED_HEALTHY,
-                source=source,
-                delta=delta,
-            )
-            return
-        if outcome.result == "rolled-back":
-            never_finished = outcome.boot_failed or "never finished" in outcome.reason
-            self._queue(
-                target="",
-                build=outcome.tried_build if outcome.tried_build != "?" else outcome.build,
-                status=ReportStatus.ROLLED_BACK,
-                code=ReportCode.BOOT_FAILED if never_finished else ReportCode.HEALTH_CHECK_FAILED,
-                detail=f"{outcome.reason}; running build {outcome.build} again",
-                source=source,
-                delta=delta,
-            )
-            refused = sorted({*state.refused_builds, outcome.tried_build})
-            save_state(self.device, msgspec.structs.replace(state, refused_builds=refused))
 
     def _report_failure(self, run: _Run, plan: Plan, source: Source, exc: PatchlineError) -> None:
         self._queue(
