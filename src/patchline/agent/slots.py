@@ -42,10 +42,15 @@ class BootOutcome:
 
 
 def forget_inactive(device: DeviceDir, state: AgentState) -> AgentState:
-    """Mark the inactive slot as holding nothing usable before it is overwritten."""
+    """Mark the inactive slot as holding nothing usable before it is overwritten, and
+    drop what an earlier write into it left half done (a power cut while a delta was
+    being applied leaves its temporary file beside the slot)."""
     slots = {k: v for k, v in state.slots.items() if k != state.inactive.value}
     state = _replace(state, slots=slots, trial=None)
     save_state(device, state)
+    image = device.slot_image(state.inactive)
+    for leftover in image.parent.glob(f".{image.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
     return state
 
 
