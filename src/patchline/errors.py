@@ -177,6 +177,17 @@ class SourceUnreachableError(SourceError):
     """The source could not be reached (connection refused, DNS, timeout, no folder)."""
 
 
+class ServerBusyError(SourceUnreachableError):
+    """The server answered but cannot serve now (503, 429 or another server error);
+    ``retry_after`` is the seconds it asked the device to wait (None: it named none)."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
 class NoBundleError(SourceError):
     """A local folder holds no update bundle for this device's model."""
 

@@ -1,7 +1,8 @@
 """Real HTTP hosts on 127.0.0.1 for agent tests: an honest static host that honours
 Range requests and counts what it serves, and hostile ones (the attacker the agent
 defends against) that tamper, send endless data, or trickle, and misleading ones that
-redirect every request or answer an HTML page (a captive portal)."""
+redirect every request or answer an HTML page (a captive portal), and a device API
+that is busy (503 with Retry-After, or a bare 500) for every call."""
 
 from __future__ import annotations
 
@@ -178,3 +179,36 @@ class RangeHost:
                 record.body_bytes = len(body)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+class BusyServer:
+    """A device API that answers every POST with a 503 (``Retry-After`` when set) or
+    a bare 500, and counts the calls by path."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.retry_after: str | None = "10"
+        busy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body leave at once
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                busy.calls.append(self.path)
+                body = b'{"error": "the device registry is unavailable; try again shortly"}'
+                self.send_response(503 if busy.retry_after else 500)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if busy.retry_after:
+                    self.send_header("Retry-After", busy.retry_after)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"

@@ -21,6 +21,7 @@ from patchline.repository import Repository
 from patchline.wire.device_api import ReportStatus, Slot
 from tests.agent import conftest as agent_fixtures
 from tests.agent.hosts import RangeHost
+from tests.agent.test_install import publish_delta
 from tests.conftest import image_bytes, publish
 
 hosts = agent_fixtures.hosts
@@ -87,6 +88,29 @@ elif step == "committed":  # the new slot is committed, its outcome not yet queu
     after(agent, "boot")
 elif step == "outcome-reported":  # the outcome is queued, nothing sent
     before(agent.Agent, "_send_reports")
+elif step == "delta-writing":  # the patch half applied into the inactive slot's temp file
+    import patchline.delta.apply as apply
+
+    run = apply._run
+
+    class _HalfWritten:
+        def __init__(self, out):
+            self.out = out
+
+        def write(self, data):
+            self.out.write(data[: len(data) // 2])
+            self.out.flush()
+            cut()
+
+    apply._run = lambda reader, src, out, *rest: run(reader, src, _HalfWritten(out), *rest)
+elif step == "delta-verified":  # the result's hash checked, not yet renamed into the slot
+    import patchline.delta.apply as apply
+
+    after(apply, "_run")
+elif step == "delta-slot-written":  # the slot holds the new image, no trial armed
+    after(slots, "apply_delta")
+elif step == "delta-armed":  # the boot slot switched to the trial and saved
+    after(agent, "install_delta")
 else:
     raise SystemExit(f"unknown step {step}")
 sys.exit(main(["agent", "update", device]))
@@ -175,3 +199,40 @@ def test_a_power_cut_at_each_install_step_leaves_a_good_build_and_one_outcome_re
         assert state.refused_builds == ["2.0"]
     again = run_agent(device, None)
     assert outcomes(device) == [ending], again.stdout + again.stderr
+
+
+#: Steps of a delta install: the patch being written into the inactive slot, the
+#: result verified, the slot written, the boot slot switched to the trial.
+DELTA_STEPS = ["delta-writing", "delta-verified", "delta-slot-written", "delta-armed"]
+
+
+@pytest.mark.parametrize(
+    "step",
+    [pytest.param(s, marks=() if s == "delta-writing" else pytest.mark.long) for s in DELTA_STEPS],
+)
+def test_a_power_cut_during_a_delta_install_leaves_a_good_build_and_the_next_run_finishes(
+    step: str,
+    repo: Repository,
+    make_device: Callable[..., DeviceDir],
+    hosts: Callable[..., RangeHost],
+) -> None:
+    publish(repo, "alpha", "2.0")
+    publish_delta(repo, "1.0", "2.0")
+    host = hosts(repo.layout.public_dir)
+    device = make_device(mirrors=[host.url])
+
+    cut = run_agent(device, step)
+
+    assert cut.returncode == POWER_CUT, cut.stderr
+    assert assert_boots_a_good_build(device) == "1.0"
+
+    after = run_agent(device, None)
+
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert outcomes(device) == [ReportStatus.BOOTED_HEALTHY]
+    assert assert_boots_a_good_build(device) == "2.0"
+    state = load_state(device)
+    assert (state.active, state.trial, state.pending) == (Slot.B, None, None)
+    # Nothing the cut left half-written stays behind on the device.
+    assert sorted(p.name for p in device.path.glob(".*.tmp")) == []
+    assert sorted(p.name for p in device.path.glob("*.part")) == []

@@ -14,7 +14,12 @@ import httpx
 import msgspec
 import pytest
 
-from patchline.errors import DeviceSetupError, DirectorRefusedError, SourceUnreachableError
+from patchline.errors import (
+    DeviceSetupError,
+    DirectorRefusedError,
+    ServerBusyError,
+    SourceUnreachableError,
+)
 from patchline.transport.device_api_async import AsyncDeviceApiClient
 from patchline.transport.device_api_client import DeviceApiClient
 from patchline.transport.http import http_pool
@@ -27,8 +32,8 @@ from patchline.wire.device_api import (
     SlotState,
 )
 
-#: What the server answers next: status and body.
-ANSWER: dict[str, Any] = {"status": 200, "body": b"{}"}
+#: What the server answers next: status, body and extra headers.
+ANSWER: dict[str, Any] = {"status": 200, "body": b"{}", "headers": {}}
 SEEN: list[tuple[str, str]] = []
 
 
@@ -42,6 +47,8 @@ class _Scripted(BaseHTTPRequestHandler):
         self.send_response(ANSWER["status"])
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        for name, value in ANSWER.get("headers", {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -81,8 +88,8 @@ def client(request: pytest.FixtureRequest) -> Iterator[DeviceApiClient]:
         server.server_close()
 
 
-def answer(status: int, body: bytes) -> None:
-    ANSWER.update(status=status, body=body)
+def answer(status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    ANSWER.update(status=status, body=body, headers=headers or {})
 
 
 CHECK_IN = CheckIn(
@@ -126,9 +133,20 @@ def test_a_refused_enrollment_keeps_the_servers_words_and_hint(client: DeviceApi
 
 
 def test_another_refusal_names_the_status(client: DeviceApiClient) -> None:
-    answer(503, b"")
-    with pytest.raises(SourceUnreachableError, match=r"refused the reports \(HTTP 503\)"):
+    answer(409, b"")
+    with pytest.raises(SourceUnreachableError, match=r"refused the reports \(HTTP 409\)"):
         client.send_reports("dev.secret", ReportBatch(reports=[]))
+
+
+def test_a_503_is_a_busy_server_with_the_wait_it_asked_for(client: DeviceApiClient) -> None:
+    answer(503, b'{"error": "the device registry is unavailable"}', {"Retry-After": "10"})
+    with pytest.raises(ServerBusyError, match=r"cannot take the check-in now \(HTTP 503\)") as e:
+        client.check_in("dev.secret", CHECK_IN)
+    assert e.value.retry_after == 10
+    answer(500, b"")
+    with pytest.raises(ServerBusyError, match=r"HTTP 500") as e:
+        client.send_reports("dev.secret", ReportBatch(reports=[]))
+    assert e.value.retry_after is None
 
 
 def test_a_malformed_check_in_answer_is_a_director_refusal(client: DeviceApiClient) -> None:

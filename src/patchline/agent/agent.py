@@ -10,7 +10,7 @@ is reported; reports wait on disk until the server acknowledges them.
 
 from __future__ import annotations
 
-import contextlib
+import random
 import shutil
 import time
 import uuid
@@ -32,6 +32,7 @@ from patchline.agent.outcome import Attempt, UpdateResult, code_for, nothing_ins
 from patchline.agent.real_boot import finish_boot, install_to_partition, running_slot
 from patchline.agent.receipts import ReceiptBox
 from patchline.agent.reports import Outbox, new_report
+from patchline.agent.server_wait import backed_off, cleared, not_asked, waiting_until
 from patchline.agent.slots import BootOutcome, boot, install_delta, install_image
 from patchline.agent.sources import Source, SourceKind, sources_in_order
 from patchline.agent.state import AgentState, PendingDownload, SlotContent, load_state, save_state
@@ -46,6 +47,7 @@ from patchline.errors import (
     NotEligibleError,
     PatchlineError,
     RolledBackError,
+    ServerBusyError,
     SourceError,
 )
 from patchline.transport.device_api_client import DeviceApiClient
@@ -66,6 +68,8 @@ class _Run:
     decision: DirectorDecision | None = None
     decision_mirrors: list[str] = field(default_factory=list)
     up_to_date_at: str = ""
+    #: The server asked the device to wait: it is not asked again this run.
+    server_waiting: bool = False
 
 
 class Agent:
@@ -78,9 +82,12 @@ class Agent:
         clock: Clock,
         monotonic: Callable[[], float] = time.monotonic,
         on_progress: Callable[[str, int, int], None] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.device = device
         self.clock = clock
+        #: Draws the jitter of the wait after a busy server (``server_wait``).
+        self.rng = rng if rng is not None else random.Random()
         self.monotonic = monotonic
         self.on_progress = on_progress
         self.outbox = Outbox(device.outbox)
@@ -141,14 +148,12 @@ class Agent:
                     raise DeviceSetupError(
                         f"cannot read the kernel command line from {setup.cmdline}: {exc.strerror}"
                     ) from None
-            state = load_state(self.device)
-            trial_source = state.trial.source if state.trial else ""
-            had_trial = state.trial is not None
+            # A report left waiting by a power cut after the last boot's end goes first.
+            state = self._queue_boot_report(load_state(self.device))
             state, outcome = finish_boot(
                 self.device, state, config, setup, running_slot(setup, cmdline)
             )
-            if had_trial:
-                self._report_boot(state, outcome, trial_source)
+            self._queue_boot_report(state)
             pool = http_pool(config.limits.connect_timeout_seconds, _read_timeout(config))
             self._send_reports(config, pool)
             return outcome
@@ -174,6 +179,8 @@ class Agent:
             configured_mirrors=run.config.mirrors,
             last_mirrors=run.state.last_mirrors,
         )
+        if run.server_waiting:
+            sources = self._without_server(run, sources)
         limits = run.config.limits
         pace = Pace(limits.min_bytes_per_second, limits.grace_seconds, limits.deadline_seconds)
         fetcher = SourceFetcher(pool, pace=pace, monotonic=self.monotonic)
@@ -216,6 +223,20 @@ class Agent:
             detail=error.message,
         )
         raise error
+
+    @staticmethod
+    def _without_server(run: _Run, sources: list[Source]) -> list[Source]:
+        """The sources but the server's repository, which is not asked while the server
+        asked the device to wait (the bundles and mirrors still are, in order)."""
+        kept = []
+        for source in sources:
+            if source.kind is SourceKind.SERVER:
+                run.attempts.append(
+                    Attempt(source.label, not_asked(run.state), ReportCode.NO_SOURCE)
+                )
+            else:
+                kept.append(source)
+        return kept
 
     def _open_source(
         self, run: _Run, source: Source, fetcher: SourceFetcher, bootstrap: bytes
@@ -260,6 +281,10 @@ class Agent:
                 Attempt(label, "the device is not enrolled (no credential)", ReportCode.NO_SOURCE)
             )
             return
+        if waiting_until(state, self.clock.now()) is not None:
+            run.server_waiting = True
+            run.attempts.append(Attempt(label, not_asked(state), ReportCode.NO_SOURCE))
+            return
         body = CheckIn(
             build=state.running.build,
             build_sha256=state.running.sha256,
@@ -288,13 +313,21 @@ class Agent:
                 now=self.clock.now(),
                 last_version=state.last_director_version,
             )
+        except ServerBusyError as exc:
+            run.state = backed_off(state, exc, self.clock.now(), self.rng)
+            save_state(self.device, run.state)
+            run.server_waiting = True
+            run.attempts.append(Attempt(label, not_asked(run.state), code_for(exc)))
+            return
         except SourceError as exc:
             run.attempts.append(Attempt(label, exc.message, code_for(exc)))
             return
         run.decision = decision
         run.decision_mirrors = list(answer.mirrors)
         run.state = msgspec.structs.replace(
-            state, last_director_version=decision.version, last_mirrors=list(answer.mirrors)
+            cleared(state),
+            last_director_version=decision.version,
+            last_mirrors=list(answer.mirrors),
         )
         save_state(self.device, run.state)
 
@@ -471,9 +504,9 @@ class Agent:
     def _finish_trial_boot(self, config: DeviceConfig, state: AgentState) -> AgentState:
         """A trial armed by an interrupted run boots now, before anything new is tried
         (on a device that boots for real, `patchline agent boot` settles it at start-up)."""
+        state = self._queue_boot_report(state)
         if config.boot is not None:
             return state
-        state = self._queue_boot_report(state)
         if state.trial is None:
             return state
         state, outcome = boot(self.device, state, config)
@@ -540,32 +573,6 @@ class Agent:
         save_state(self.device, state)
         return state
 
-    def _report_boot(
-        self, state: AgentState, outcome: BootOutcome, source: str, delta: bool = False
-    ) -> None:
-        if outcome.result == "committed":
-            self._queue(
-                target=state.running.target,
-                build=outcome.build,
-                status=ReportStatus.BOOTED_HEALTHY,
-                source=source,
-                delta=delta,
-            )
-            return
-        if outcome.result == "rolled-back":
-            never_finished = outcome.boot_failed or "never finished" in outcome.reason
-            self._queue(
-                target="",
-                build=outcome.tried_build if outcome.tried_build != "?" else outcome.build,
-                status=ReportStatus.ROLLED_BACK,
-                code=ReportCode.BOOT_FAILED if never_finished else ReportCode.HEALTH_CHECK_FAILED,
-                detail=f"{outcome.reason}; running build {outcome.build} again",
-                source=source,
-                delta=delta,
-            )
-            refused = sorted({*state.refused_builds, outcome.tried_build})
-            save_state(self.device, msgspec.structs.replace(state, refused_builds=refused))
-
     def _report_failure(self, run: _Run, plan: Plan, source: Source, exc: PatchlineError) -> None:
         self._queue(
             target=plan.full.path,
@@ -603,12 +610,24 @@ class Agent:
         )
 
     def _send_reports(self, config: DeviceConfig, pool: urllib3.PoolManager) -> None:
+        """Send what is queued, unless the server asked the device to wait (then they
+        stay queued); a busy answer makes it wait, an answer clears the wait."""
         if not config.server_url or not config.credential:
             return
-        with contextlib.suppress(SourceError):  # they stay queued for the next run
-            self.outbox.send(pool, config.server_url, config.credential)
-        with contextlib.suppress(SourceError):  # kept until the server has them
-            self.receipts.send(pool, config.server_url, config.credential)
+        state = load_state(self.device)
+        if waiting_until(state, self.clock.now()) is not None:
+            return
+        answered = 0
+        for send in (self.outbox.send, self.receipts.send):
+            try:
+                answered += send(pool, config.server_url, config.credential)
+            except ServerBusyError as exc:  # they stay queued; the server is left alone
+                save_state(self.device, backed_off(state, exc, self.clock.now(), self.rng))
+                return
+            except SourceError:
+                continue  # they stay queued for the next run
+        if answered and state.server_backoff is not None:
+            save_state(self.device, cleared(state))
 
 
 def _waiting_for_reboot(state: AgentState) -> UpdateResult:

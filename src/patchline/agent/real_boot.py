@@ -26,7 +26,7 @@ from patchline.agent.device import BootSetup, DeviceConfig, DeviceDir
 from patchline.agent.disk import find_partition, write_partition
 from patchline.agent.esp import Esp, ImageEsp, MountedEsp
 from patchline.agent.health import check_booted
-from patchline.agent.slots import BootOutcome, forget_inactive
+from patchline.agent.slots import BootOutcome, forget_inactive, trial_ended
 from patchline.agent.state import AgentState, SlotContent, TrialBoot, save_state
 from patchline.errors import DeviceSetupError
 from patchline.wire.device_api import Slot
@@ -107,7 +107,8 @@ def finish_boot(
     device: DeviceDir, state: AgentState, config: DeviceConfig, setup: BootSetup, booted: Slot
 ) -> tuple[AgentState, BootOutcome]:
     """Settle the boot of slot ``booted``: commit a healthy trial, notice a fallback the
-    bootloader took, or just mark a healthy committed slot good."""
+    bootloader took, or just mark a healthy committed slot good. A trial's end is saved
+    with its report waiting in ``unreported_boot`` (one save), for the caller to queue."""
     bootloader = open_bootloader(setup)
     trial = state.trial
     if trial is None:
@@ -118,19 +119,21 @@ def finish_boot(
         problem = check_booted(config.health, booted)
         if problem is None:
             bootloader.mark_good(booted)
-            state = msgspec.structs.replace(state, active=booted, trial=None)
+            outcome = BootOutcome(booted, tried_build, "committed", tried_build=tried_build)
+            state = trial_ended(msgspec.structs.replace(state, active=booted), trial, outcome)
             save_state(device, state)
-            return state, BootOutcome(booted, tried_build, "committed", tried_build=tried_build)
+            return state, outcome
         bootloader.mark_bad(booted)
-        state = msgspec.structs.replace(state, trial=None)
-        save_state(device, state)
-        return state, BootOutcome(
+        outcome = BootOutcome(
             state.active,
             state.running.build,
             "rolled-back",
             f"{problem} (slot {booted.value} will not be booted again)",
             tried_build,
         )
+        state = trial_ended(state, trial, outcome)
+        save_state(device, state)
+        return state, outcome
     armed = bootloader.trial()
     if armed is not None and armed.slot is trial.slot and armed.tries_left > 0:
         # The other slot was booted on purpose while the trial still has tries: wait.
@@ -140,9 +143,7 @@ def finish_boot(
     bootloader.forget(trial.slot)
     if booted.value in state.slots:
         state = msgspec.structs.replace(state, active=booted)
-    state = msgspec.structs.replace(state, trial=None)
-    save_state(device, state)
-    return state, BootOutcome(
+    outcome = BootOutcome(
         state.active,
         state.running.build,
         "rolled-back",
@@ -152,6 +153,9 @@ def finish_boot(
         tried_build,
         boot_failed=True,
     )
+    state = trial_ended(state, trial, outcome)
+    save_state(device, state)
+    return state, outcome
 
 
 def _settle_normal(

@@ -42,10 +42,15 @@ class BootOutcome:
 
 
 def forget_inactive(device: DeviceDir, state: AgentState) -> AgentState:
-    """Mark the inactive slot as holding nothing usable before it is overwritten."""
+    """Mark the inactive slot as holding nothing usable before it is overwritten, and
+    drop what an earlier write into it left half done (a power cut while a delta was
+    being applied leaves its temporary file beside the slot)."""
     slots = {k: v for k, v in state.slots.items() if k != state.inactive.value}
     state = _replace(state, slots=slots, trial=None)
     save_state(device, state)
+    image = device.slot_image(state.inactive)
+    for leftover in image.parent.glob(f".{image.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
     return state
 
 
@@ -123,7 +128,7 @@ def boot(
             f"build {tried_build} did not come up (the last boot attempt never finished)",
             tried_build,
         )
-        state = _ended(state, trial, outcome)
+        state = trial_ended(state, trial, outcome)
         save_state(device, state)
         return state, outcome
     state = _replace(
@@ -133,17 +138,19 @@ def boot(
     problem = check_health(config.health, device.slot_image(trial.slot))
     if problem is None:
         outcome = BootOutcome(trial.slot, tried_build, "committed", tried_build=tried_build)
-        state = _ended(_replace(state, active=trial.slot), trial, outcome)
+        state = trial_ended(_replace(state, active=trial.slot), trial, outcome)
         save_state(device, state)
         return state, outcome
     outcome = BootOutcome(state.active, state.running.build, "rolled-back", problem, tried_build)
-    state = _ended(state, trial, outcome)
+    state = trial_ended(state, trial, outcome)
     save_state(device, state)
     return state, outcome
 
 
-def _ended(state: AgentState, trial: TrialBoot, outcome: BootOutcome) -> AgentState:
-    """``state`` with the trial over and its outcome waiting to be reported."""
+def trial_ended(state: AgentState, trial: TrialBoot, outcome: BootOutcome) -> AgentState:
+    """``state`` with the trial over and its outcome waiting to be reported (under a
+    report id of its own; a build that failed joins ``refused_builds``): saved in one
+    ``save_state`` with the commit or rollback, no power cut can lose the report."""
     refused = state.refused_builds
     if outcome.result == "rolled-back":
         refused = sorted({*refused, outcome.tried_build})

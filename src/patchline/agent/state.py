@@ -56,6 +56,18 @@ class BootReport(msgspec.Struct, forbid_unknown_fields=True):
     delta: bool = False
 
 
+class ServerBackoff(msgspec.Struct, forbid_unknown_fields=True):
+    """The server said "not now": the device does not ask it again before ``not_before``
+    (``patchline.transport.backoff``); the next answer from it clears this."""
+
+    #: ISO 8601 UTC instant before which the server is not asked.
+    not_before: str
+    #: Server errors in a row, the last one included.
+    failures: int
+    #: What the server answered, for the run's output.
+    reason: str
+
+
 class AgentState(msgspec.Struct, forbid_unknown_fields=True):
     """Everything the agent must remember across reboots and crashes."""
 
@@ -69,6 +81,8 @@ class AgentState(msgspec.Struct, forbid_unknown_fields=True):
     refused_builds: list[str] = msgspec.field(default_factory=list)
     #: The end of a trial boot whose report is not queued yet.
     unreported_boot: BootReport | None = None
+    #: The server asked the device to wait (503/429, server errors): when to ask again.
+    server_backoff: ServerBackoff | None = None
 
     @property
     def inactive(self) -> Slot:

@@ -18,9 +18,18 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from starlette.exceptions import HTTPException
 
-from patchline.server.asgi_io import Message, Receive, Scope, Send, header, send_bytes
+from patchline.server.asgi_io import (
+    RETRY_AFTER_SECONDS,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    header,
+    send_bytes,
+)
 from patchline.server.auth import Role, role_of
 from patchline.server.rate_limit import RateLimiter
+from patchline.store.db import DATABASE_UNAVAILABLE
 
 if TYPE_CHECKING:
     from patchline.server.runtime import Runtime
@@ -74,7 +83,17 @@ class ApiGuard:
             await _refuse(send, 429, "too many requests from this address", wait)
             return
         token = _bearer(header(scope, b"authorization"))
-        caller = await self._caller(token) if token else None
+        try:
+            caller = await self._caller(token) if token else None
+        except DATABASE_UNAVAILABLE as exc:
+            log.warning("database unavailable to check a token for %s: %s", scope["path"], exc)
+            await _refuse(
+                send,
+                503,
+                "the database is unavailable; nothing was changed (try again shortly)",
+                RETRY_AFTER_SECONDS,
+            )
+            return
         if caller is None:
             self._failed(address, token)
             await _refuse(

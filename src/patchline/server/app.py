@@ -4,6 +4,7 @@ files, health, metrics."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +24,7 @@ from patchline.repository.passphrases import PassphraseSource
 from patchline.repository.publisher import Repository
 from patchline.server.api import ROUTERS
 from patchline.server.api_guard import ApiGuard
-from patchline.server.asgi_io import Receive, Scope, Send
+from patchline.server.asgi_io import RETRY_AFTER_SECONDS, Receive, Scope, Send
 from patchline.server.config import ServerTuning
 from patchline.server.console import add_console, error_page, is_console_path
 from patchline.server.ddi_api import DdiApi
@@ -35,9 +36,11 @@ from patchline.server.lineage_feed import LineageFeed
 from patchline.server.runtime import Runtime
 from patchline.server.writer import BatchWriter
 from patchline.settings import Settings
-from patchline.store.db import Database
+from patchline.store.db import DATABASE_UNAVAILABLE, Database
 from patchline.store.migrate import upgrade
 from patchline.webhooks.deliver import Deliverer, DeliveryPolicy
+
+log = logging.getLogger(__name__)
 
 
 def build_runtime(
@@ -148,6 +151,26 @@ def _management_app(rt: Runtime) -> FastAPI:
         if exc.hint:
             body["hint"] = exc.hint
         return JSONResponse(body, status_code=status_for(exc))
+
+    async def database_away(request: Request, exc: Exception) -> Response:
+        """The database cannot be reached (or its pool is exhausted): 503 with
+        Retry-After and a clear error, never a bare 500; the next request after it is
+        back is served again by the same process."""
+        log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+        message = "the database is unavailable; nothing was changed"
+        hint = f"try again in {RETRY_AFTER_SECONDS} seconds"
+        if is_console_path(request.url.path):
+            page = await error_page(request, 503, message, hint)
+            page.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return page
+        return JSONResponse(
+            {"detail": message, "hint": hint},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, database_away)
 
     @app.get("/healthz", tags=["service"])
     async def health() -> dict[str, Any]:

@@ -20,10 +20,11 @@ from datetime import date, datetime, timedelta
 
 import httpx
 
-from patchline.errors import DownloadFailedError, PatchlineError
+from patchline.errors import DownloadFailedError, PatchlineError, ServerBusyError
 from patchline.simulate.catalog import Build, Catalog
 from patchline.simulate.failures import FailureModel
 from patchline.simulate.report import DayTally
+from patchline.transport.backoff import wait_before_asking
 from patchline.transport.device_api_async import AsyncDeviceApiClient
 from patchline.wire.device_api import (
     CheckIn,
@@ -104,6 +105,8 @@ class SimDevice:
     #: The install state the server should now show ("none" before any offer).
     expected_state: str = "none"
     rolled_back: bool = False
+    #: Server errors in a row (503, 429, 5xx); 0 once the server answers.
+    server_failures: int = 0
     #: When it first installed each build (simulated time), by build.
     installed_at: dict[str, datetime] = field(default_factory=dict)
 
@@ -134,15 +137,26 @@ class SimDevice:
 
     async def turn(self, now: datetime, services: Services, lane: Lane, tally: DayTally) -> None:
         """Take this device's turn at ``now`` on ``lane``; a refused or failed call is
-        counted in ``tally.errors`` and the device tries again at its next turn."""
+        counted in ``tally.errors`` and the device tries again at its next turn. A busy
+        server (503, 429, 5xx) is asked again after the agent's wait
+        (``patchline.transport.backoff``: its Retry-After, jittered), not sooner."""
         try:
             if self.phase is Phase.REBOOTING:
                 await self._reboot(now, services, lane, tally)
             else:
                 await self._check_in(now, services, lane, tally)
+        except ServerBusyError as exc:
+            tally.errors += 1
+            tally.told_to_wait += 1
+            self.server_failures += 1
+            wait = wait_before_asking(exc.retry_after, self.server_failures, self.rng)
+            self.next_turn = now + timedelta(seconds=wait)
+            return
         except PatchlineError:
             tally.errors += 1
             self.schedule_next(now, services)
+            return
+        self.server_failures = 0
 
     async def _check_in(
         self, now: datetime, services: Services, lane: Lane, tally: DayTally

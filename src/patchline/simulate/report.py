@@ -23,6 +23,7 @@ class DayTally:
     went_silent: int = 0  # devices never heard from again after installing
     offline: int = 0  # devices offline for some of the day
     errors: int = 0  # calls the server refused or could not answer
+    told_to_wait: int = 0  # of which busy answers (503, 429, 5xx): the device backed off
     seconds: float = 0.0  # wall-clock time the day took
     builds: Counter[str] = field(default_factory=Counter)  # model/build -> devices, at night
 
@@ -34,7 +35,8 @@ class DayTally:
             f"installs {self.installs}  healthy {self.booted_healthy}  "
             f"failed boots {self.boot_failures} (rolled back: {self.rollbacks_reported} "
             f"reported, {self.rollbacks_silent} silent)  went silent {self.went_silent}  "
-            f"offline {self.offline}  errors {self.errors}  builds: {builds}  "
+            f"offline {self.offline}  errors {self.errors} "
+            f"(busy: {self.told_to_wait})  builds: {builds}  "
             f"({self.seconds:.1f} s)"
         )
 
@@ -52,6 +54,7 @@ class DayTally:
             "went_silent": self.went_silent,
             "offline": self.offline,
             "errors": self.errors,
+            "told_to_wait": self.told_to_wait,
             "seconds": round(self.seconds, 3),
             "builds": dict(sorted(self.builds.items())),
         }

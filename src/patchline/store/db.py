@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -70,6 +71,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         f"database {parsed.get_backend_name()!r} is not supported",
         hint="use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
     )
+
+
+#: What SQLAlchemy raises when the database cannot be reached or no connection is free:
+#: the caller answers "unavailable, try again" (503), not a server error.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
 
 
 class Database:

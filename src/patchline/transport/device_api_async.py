@@ -57,7 +57,13 @@ class AsyncDeviceApiClient:
             )
         except httpx.HTTPError as exc:
             raise protocol.unreachable(endpoint, self.server_url, network_reason(exc)) from exc
-        return protocol.answer_of(endpoint, response.status_code, response.content, answer)
+        return protocol.answer_of(
+            endpoint,
+            response.status_code,
+            response.content,
+            answer,
+            response.headers.get("Retry-After"),
+        )
 
 
 def network_reason(exc: httpx.HTTPError) -> str:

@@ -66,4 +66,6 @@ class DeviceApiClient:
             )
         except urllib3.exceptions.HTTPError as exc:
             raise protocol.unreachable(endpoint, self.server_url, network_reason(exc)) from exc
-        return protocol.answer_of(endpoint, response.status, response.data, answer)
+        return protocol.answer_of(
+            endpoint, response.status, response.data, answer, response.headers.get("Retry-After")
+        )

@@ -11,6 +11,7 @@ words and hint, and an answer that is not the expected shape.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import msgspec
@@ -19,8 +20,10 @@ from patchline.errors import (
     DeviceSetupError,
     DirectorRefusedError,
     PatchlineError,
+    ServerBusyError,
     SourceUnreachableError,
 )
+from patchline.transport.backoff import retry_after_seconds
 
 Answer = TypeVar("Answer")
 
@@ -79,11 +82,19 @@ def unreachable(endpoint: Endpoint, server_url: str, reason: str) -> SourceUnrea
     return SourceUnreachableError(endpoint.unreachable.format(server=server_url, reason=reason))
 
 
-def answer_of(endpoint: Endpoint, status: int, data: bytes, answer: type[Answer]) -> Answer:
-    """The decoded answer to a call that got HTTP ``status`` and ``data``; raises the
-    endpoint's refusal (in the server's words) or its malformed-answer error."""
+def answer_of(
+    endpoint: Endpoint,
+    status: int,
+    data: bytes,
+    answer: type[Answer],
+    retry_after: str | None = None,
+) -> Answer:
+    """The decoded answer to a call that got HTTP ``status`` and ``data`` (and the
+    ``Retry-After`` header ``retry_after``); raises the endpoint's refusal (in the
+    server's words), ServerBusyError for a server error on a device's call (503, 429
+    or another 5xx, with the wait it asked for), or the malformed-answer error."""
     if status != endpoint.success:
-        raise _refusal(endpoint, status, data)
+        raise _refusal(endpoint, status, data, retry_after)
     try:
         return msgspec.json.decode(data, type=answer)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -92,7 +103,9 @@ def answer_of(endpoint: Endpoint, status: int, data: bytes, answer: type[Answer]
         ) from None
 
 
-def _refusal(endpoint: Endpoint, status: int, data: bytes) -> PatchlineError:
+def _refusal(
+    endpoint: Endpoint, status: int, data: bytes, retry_after: str | None
+) -> PatchlineError:
     """The server's refusal, in its own words (error and hint) when it gave them."""
     try:
         said = msgspec.json.decode(data)
@@ -105,6 +118,14 @@ def _refusal(endpoint: Endpoint, status: int, data: bytes) -> PatchlineError:
             "the server does not accept this device's credential (401)", hint=hint
         )
     said_text = f": {error}" if error else ""
+    if endpoint.by_credential and (status == 429 or status >= 500):
+        wait = retry_after_seconds(retry_after, datetime.now(UTC))
+        asked = f"; it asked to wait {wait:g} s" if wait is not None else ""
+        return ServerBusyError(
+            f"the server cannot take {endpoint.what} now (HTTP {status}){said_text}{asked}",
+            hint=hint,
+            retry_after=wait,
+        )
     return endpoint.refused(
         f"the server refused {endpoint.what} (HTTP {status}){said_text}", hint=hint
     )
