@@ -326,3 +326,46 @@ def test_with_the_database_away_the_management_api_answers_503_and_recovers_by_i
         for method, path in MANAGEMENT_CALLS:
             if method == "GET":
                 assert api.get(path).status_code == 200, path
+
+
+@pytest.mark.postgres
+def test_devices_first_seen_during_an_outage_get_503_then_are_served_and_it_is_logged_once(
+    proxied_server: tuple[RunningServer, TcpProxy],
+) -> None:
+    """Devices the process has never loaded ask while the database is away: each gets
+    503 with Retry-After, the log says so without a traceback per request, and once the
+    database is back the same process serves them all."""
+    server, proxy = proxied_server
+    assert server.api().post("/api/policies", json=ALLOW_ALL).status_code == 201
+    publish_via_repo(server)
+    credentials = [enroll(server, f"SN-FIRST{i}")[1] for i in range(8)]
+    # Enrolment may leave a device in this process's cache: ask a process that has seen
+    # none of them.
+    stop_server(server.process)
+    fresh = start_server(server.home, server.database_url, port=_port(server))
+    try:
+        proxy.cut()
+        for credential in credentials:
+            refused = check_in(server, credential)
+            assert refused.status_code == 503, refused.text
+            assert int(refused.headers["retry-after"]) >= 1
+        proxy.open()
+        deadline = time.monotonic() + 60
+        served = 0
+        while served < len(credentials):
+            assert time.monotonic() < deadline, f"{served} of {len(credentials)} served"
+            answer = check_in(server, credentials[served])
+            if answer.status_code == 503:  # a pool connection still dead from the cut
+                time.sleep(0.5)
+                continue
+            assert answer.status_code == 200, answer.text
+            served += 1
+    finally:
+        stop_server(fresh)
+    log = (server.home / "server.log").read_text()
+    assert log.count("Traceback") <= 3, log[-4000:]
+    assert log.count("could not load device") <= 3, log[-4000:]
+
+
+def _port(server: RunningServer) -> int:
+    return int(server.url.rsplit(":", 1)[1])

@@ -65,22 +65,21 @@ def start_server(
     log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``patchline serve`` (with ``env`` added to its environment) and wait until it
-    answers /healthz. Its output goes to ``log`` when given, else to a pipe that only a
-    failed start reads: a test sending many requests gives a ``log``, or the full pipe
-    would stop the server."""
+    answers /healthz. Its output goes to ``log`` (default: ``server.log`` in ``home``),
+    never to a pipe nobody reads: a full pipe would stop the server at its next log line."""
     port = port or free_port()
+    log = log or home / "server.log"
     exe = Path(sys.executable).parent / "patchline"
     process = subprocess.Popen(
         [str(exe), "--home", str(home), "serve", "--port", str(port)],
         env={**server_env(home, database_url, port), **(env or {})},
-        stdout=log.open("ab") if log else subprocess.PIPE,
+        stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            out = process.stdout.read().decode() if process.stdout else ""
-            out = log.read_text(errors="replace") if log else out
+            out = log.read_text(errors="replace")
             raise RuntimeError(f"server exited with {process.returncode}: {out}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:

@@ -137,7 +137,7 @@ def test_failed_sign_ins_are_counted_logged_and_then_refused(guarded: RunningSer
     assert 'patchline_api_failed_signins_total{reason="unknown-token"} 5.0' in metrics
     assert 'patchline_api_rate_limited_total{limit="failed-signins"} 2.0' in metrics
     stop_server(guarded.process)
-    output = guarded.process.stdout.read().decode() if guarded.process.stdout else ""
+    output = (guarded.home / "server.log").read_text()
     failures = [line for line in output.splitlines() if "failed sign-in" in line]
     assert len(failures) == 5, output
     assert "127.0.0.1" in failures[0]

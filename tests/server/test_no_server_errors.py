@@ -39,12 +39,12 @@ UNLIMITED = {
 
 @pytest.fixture
 def server(
-    repo: Repository, database_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    repo: Repository, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[RunningServer]:
     """A server whose request limits are out of the generated requests' way."""
     create_director(repo)
     home = repo.layout.home
-    process = start_server(home, database_url, env=UNLIMITED, log=tmp_path / "server.log")
+    process = start_server(home, database_url, env=UNLIMITED)
     token = make_token(home, database_url, "admin", "admin", capsys)
     url = f"http://127.0.0.1:{process.port}"  # type: ignore[attr-defined]
     yield RunningServer(url, home, database_url, process, token)

@@ -28,6 +28,7 @@ from patchline.server.asgi_io import (
     send_bytes,
 )
 from patchline.server.auth import Role, role_of
+from patchline.server.outage_log import OutageLog
 from patchline.server.rate_limit import RateLimiter
 from patchline.store.db import DATABASE_UNAVAILABLE
 
@@ -65,6 +66,7 @@ class ApiGuard:
         self.rt = runtime
         settings = runtime.settings
         self.failures = RateLimiter(settings.api_failed_signins_per_minute)
+        self.outages = OutageLog(log)
         self.per_address = RateLimiter(settings.api_requests_per_minute_per_address)
         self.per_token = RateLimiter(settings.api_requests_per_minute_per_token)
 
@@ -86,7 +88,9 @@ class ApiGuard:
         try:
             caller = await self._caller(token) if token else None
         except DATABASE_UNAVAILABLE as exc:
-            log.warning("database unavailable to check a token for %s: %s", scope["path"], exc)
+            self.outages.failed(
+                "database", "database unavailable to check a token for %s: %s", scope["path"], exc
+            )
             await _refuse(
                 send,
                 503,

@@ -33,6 +33,7 @@ from patchline.server.devices_cache import DeviceLoader
 from patchline.server.docs_ui import add_docs
 from patchline.server.http_errors import status_for
 from patchline.server.lineage_feed import LineageFeed
+from patchline.server.outage_log import OutageLog
 from patchline.server.runtime import Runtime
 from patchline.server.writer import BatchWriter
 from patchline.settings import Settings
@@ -152,11 +153,15 @@ def _management_app(rt: Runtime) -> FastAPI:
             body["hint"] = exc.hint
         return JSONResponse(body, status_code=status_for(exc))
 
+    outages = OutageLog(log)
+
     async def database_away(request: Request, exc: Exception) -> Response:
         """The database cannot be reached (or its pool is exhausted): 503 with
         Retry-After and a clear error, never a bare 500; the next request after it is
         back is served again by the same process."""
-        log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+        outages.failed(
+            "database", "database unavailable for %s %s: %s", request.method, request.url.path, exc
+        )
         message = "the database is unavailable; nothing was changed"
         hint = f"try again in {RETRY_AFTER_SECONDS} seconds"
         if is_console_path(request.url.path):

@@ -58,6 +58,7 @@ from patchline.server.ddi_shapes import (
     root_document,
 )
 from patchline.server.devices_cache import DeviceEntry
+from patchline.server.outage_log import OutageLog
 from patchline.server.writer import CheckInWrite, DecisionChange, ReportWrite, Waiter
 from patchline.store.models import Device
 from patchline.wire.ddi import (
@@ -102,6 +103,7 @@ class DdiApi:
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        self.failures = OutageLog(log)
         self.layout = RepositoryLayout(runtime.settings.home)
         #: (target path, sha256) -> (sha1, md5) of images already read once.
         self._digests: BoundedCache[tuple[str, str], tuple[str, str]] = BoundedCache(256)
@@ -191,7 +193,7 @@ class DdiApi:
         try:
             entry = await self.rt.devices.get(controller)
         except Exception:
-            log.exception("could not load controller %s", controller)
+            self.failures.failed("load", "could not load controller %s", controller)
             await send_error(send, 503, "try again shortly")
             return None
         allowed = False
@@ -250,7 +252,7 @@ class DdiApi:
         try:
             row = await loop.run_in_executor(None, self._row, entry.device_id)
         except Exception:
-            log.exception("could not read controller %s", entry.device_id)
+            self.failures.failed("read", "could not read controller %s", entry.device_id)
             row = None
         if row is None:
             await send_error(send, 503, "try again shortly")

@@ -32,6 +32,7 @@ from patchline.server.asgi_io import (
     send_error,
 )
 from patchline.server.devices_cache import DeviceEntry
+from patchline.server.outage_log import OutageLog
 from patchline.server.receipts import receipt_reports, refusal
 from patchline.server.writer import (
     CheckInWrite,
@@ -73,6 +74,7 @@ class DeviceApi:
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        self.failures = OutageLog(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route a request by path; anything else is 404/405."""
@@ -131,7 +133,7 @@ class DeviceApi:
         try:
             entry = await self.rt.devices.get(device_id)
         except Exception:
-            log.exception("could not load device %s", device_id)
+            self.failures.failed("load", "could not load device %s", device_id)
             raise _RegistryUnavailableError from None
         if entry is None:
             return None
@@ -142,7 +144,7 @@ class DeviceApi:
                     entry, older_than=self.rt.settings.credential_recheck_seconds
                 )
             except Exception:
-                log.exception("could not reload device %s", device_id)
+                self.failures.failed("load", "could not reload device %s", device_id)
                 raise _RegistryUnavailableError from None
             if entry is None or not secret_matches(secret, entry.credential_hash):
                 return None
@@ -281,7 +283,7 @@ class DeviceApi:
         try:
             public_key = await loop.run_in_executor(None, self._public_key, entry.device_id)
         except Exception:
-            log.exception("could not load the key of device %s", entry.device_id)
+            self.failures.failed("key", "could not load the key of device %s", entry.device_id)
             await send_error(send, 503, "receipts not verified; keep them and send again")
             return
         refused = refusal(batch, entry.device_id, public_key)
