@@ -45,6 +45,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,36 @@ class Sampler:
         return self.peak
 
 
+#: Where a py-spy sample of the server was, by the first of these found in its stack.
+_PLACES = (
+    ("BatchWriter", "batch writer (database writes)"),
+    ("load_devices", "loading devices (database reads)"),
+    ("sign_decision", "signing answers"),
+    ("Director.decide", "deciding"),
+    ("DeviceApi", "device API (other Python)"),
+)
+
+
+def spy(pid: int, seconds: float, raw: Path) -> subprocess.Popen[bytes]:
+    """py-spy (on PATH) recording ``pid`` and its workers for ``seconds`` into ``raw``."""
+    command = ["py-spy", "record", "--nonblocking", "--subprocesses", "-r", "100"]
+    command += ["-d", str(int(seconds)), "-f", "raw", "-o", str(raw), "-p", str(pid)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def where_samples(raw: Path) -> dict[str, int]:
+    """The samples of a py-spy raw file by place (``_PLACES``; else the ASGI server's
+    own threads, or other)."""
+    shares: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        place = next((name for key, name in _PLACES if key in stack), None)
+        if place is None:
+            place = "ASGI server" if "granian" in stack or stack.count(";") <= 2 else "other"
+        shares[place] += int(count)
+    return dict(shares.most_common())
+
+
 def lines(path: Path, start: int, count: int, out: Path) -> Path:
     """Lines ``start`` to ``start + count`` of ``path`` written to ``out``."""
     with path.open() as src, out.open("w") as dst:
@@ -280,9 +311,16 @@ def the_day(home: Path, url: str, credentials: Path, body: Path, args: argparse.
         rss_start = rss_bytes(proc.pid)
         sampler = Sampler(proc.pid)
         day_file = lines(credentials, 0, day_devices, work / "day.txt")
+        profiler = None
+        if args.profile is not None:
+            profiler = spy(proc.pid, args.day_seconds, args.profile)
         cpu0 = cpu_seconds(proc.pid)
         day_run = paced(port, day_devices / args.day_seconds, args.day_seconds, day_file, body)
         day_cpu = cpu_seconds(proc.pid) - cpu0
+        if profiler is not None:
+            _, errors = profiler.communicate(timeout=120)
+            if not args.profile.exists():
+                raise SystemExit(f"py-spy recorded nothing: {errors.decode()[-2000:]}")
         rss_day = rss_bytes(proc.pid)
         # The reference: devices the process has seen today, asking again at full speed.
         hot = head(day_file, min(args.hot, day_devices), work / "hot.txt")
@@ -382,6 +420,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "hot_cpu_us_per_checkin": hot_us,
         "day_cost_vs_hot": day_figures["cpu_s_per_million"] / max(hot_us, 1e-9),
         "writer_failures": day["writer_failures"],
+        "day_profile": where_samples(args.profile) if args.profile else None,
     }
 
 
@@ -396,6 +435,9 @@ def main() -> None:
     parser.add_argument("--rollouts", type=int, default=100)
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--database", default="bench_fleet_day")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy raw samples of the day, into FILE"
+    )
     parser.add_argument("--smoke", action="store_true", help="2,000 devices, seconds")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -434,6 +476,14 @@ def main() -> None:
         f"{result['rss_peak'] * mib:,.0f}; writer failures {result['writer_failures']}; "
         f"load {result['load_before'][0]:.2f} before, {result['load_after'][0]:.2f} after"
     )
+    if result["day_profile"]:
+        total = sum(result["day_profile"].values())
+        print(
+            "the day's samples: "
+            + ", ".join(
+                f"{place} {count / total:.0%}" for place, count in result["day_profile"].items()
+            )
+        )
 
 
 if __name__ == "__main__":
