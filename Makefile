@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/publish_scale.py
 	$(BIN)/python bench/checkin_rate.py
 	$(BIN)/python bench/million.py
+	$(BIN)/python bench/fleet_day.py
 	$(BIN)/python bench/processes.py
 	$(BIN)/python bench/agent_download.py
 	bash bench/fetch_delta_data.sh $(BIN)/python
