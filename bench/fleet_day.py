@@ -22,8 +22,8 @@ In one run, on 127.0.0.1:
 - install reports: ``--reports`` (default 5 % of N, 50,000 for a million) single-report
   batches to ``/v1/reports`` from as many devices, 32 at a time;
 - the reference in the same run, between the day and the release: the same process's
-  CPU per check-in on a hot set (devices it has seen that day asking again, wrk at full
-  speed), so the day's cost per check-in is said as a multiple of the cheapest one.
+  CPU per check-in on a hot set (the devices it saw last that day asking again, wrk at
+  full speed), so the day's cost per check-in is said as a multiple of the cheapest one.
 
 Usage: python bench/fleet_day.py [--devices 1000000] [--day-seconds 900]
            [--release-share 0.1] [--reports N] [--rollouts 100 --rules 1000] [--smoke]
@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -66,9 +65,16 @@ from bench.checkin_rate import (
     wait_http,
     wrk,
 )
-from bench.million import _libpq, cpu_seconds, database, head, rss_bytes, sizes, sync
+from bench.million import (
+    _libpq,
+    copy_devices,
+    cpu_seconds,
+    database,
+    rss_bytes,
+    sizes,
+    sync,
+)
 from bench.paced_load import PacedResult, paced
-from patchline.fleet.credentials import hash_secret
 from patchline.repository.passphrases import PassphraseSource
 from patchline.server.app import build_runtime
 from patchline.server.auth import Role, create_token
@@ -78,20 +84,6 @@ from patchline.wire.device_api import CheckIn, Report, ReportBatch, ReportStatus
 
 #: The full fleet's release-hour rate: 10 % of a million devices within ten minutes.
 RELEASE_RATE = 0.10 * 1_000_000 / 600
-_COLUMNS = (
-    "id",
-    "model",
-    "serial",
-    "hardware_id",
-    "region",
-    "carrier",
-    "deployed_on",
-    "credential_hash",
-    "enrolled_at",
-    "build",
-    "security_patch_level",
-    "last_decision",
-)
 
 
 def digests(home: Path, url: str, body: Path, device_ids: list[str]) -> list[str]:
@@ -124,30 +116,6 @@ def digests(home: Path, url: str, body: Path, device_ids: list[str]) -> list[str
         return out
     finally:
         rt.db.dispose()
-
-
-def load_fleet(url: str, home: Path, body: Path, devices: int, credentials: Path) -> float:
-    """COPY ``devices`` devices of model alpha on build 1.0, each with yesterday's
-    decision recorded; their credentials one a line in ``credentials``; the seconds."""
-    started = time.perf_counter()
-    ids = [uuid.uuid4().hex for _ in range(devices)]
-    recorded = digests(home, url, body, ids)
-    now = datetime.now(UTC)
-    day = date(2026, 1, 1)
-    with (
-        psycopg.connect(_libpq(url)) as conn,
-        conn.cursor() as cur,
-        credentials.open("w") as out,
-        cur.copy(f"COPY devices ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
-    ):
-        for i, (device_id, digest) in enumerate(zip(ids, recorded, strict=True)):
-            secret = secrets.token_urlsafe(24)
-            out.write(f"{device_id}.{secret}\n")
-            row = (device_id, "alpha", f"S{i}", f"H{i}", "DE", "", day, hash_secret(secret))
-            copy.write_row((*row, now, "1.0", day, digest))
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE devices")
-    return time.perf_counter() - started
 
 
 class Sampler:
@@ -323,7 +291,9 @@ def the_day(home: Path, url: str, credentials: Path, body: Path, args: argparse.
                 raise SystemExit(f"py-spy recorded nothing: {errors.decode()[-2000:]}")
         rss_day = rss_bytes(proc.pid)
         # The reference: devices the process has seen today, asking again at full speed.
-        hot = head(day_file, min(args.hot, day_devices), work / "hot.txt")
+        # The devices seen last: still in the process's cache, whatever its size.
+        hot_count = min(args.hot, day_devices)
+        hot = lines(day_file, day_devices - hot_count, hot_count, work / "hot.txt")
         lua = HERE / "checkin" / "checkin.lua"
         hot_env = {"CREDENTIALS": str(hot), "BODY": str(body)}
         wrk(base, 2, lua, hot_env)  # warm
@@ -379,7 +349,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sync(prepared.home, url)
         add_rollouts_and_rules(url, args.rollouts, args.rules)
         credentials = work / "credentials.txt"
-        load_s = load_fleet(url, prepared.home, prepared.body, args.devices, credentials)
+        load_s = copy_devices(
+            url,
+            args.devices,
+            credentials,
+            decided=lambda ids: digests(prepared.home, url, prepared.body, ids),
+        )
         size = sizes(url)
         day = the_day(prepared.home, url, credentials, prepared.body, args)
         stored = counts(url)

@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -106,24 +106,33 @@ def _libpq(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def copy_devices(url: str, devices: int, credentials: Path) -> float:
+def copy_devices(
+    url: str,
+    devices: int,
+    credentials: Path,
+    decided: Callable[[list[str]], list[str]] | None = None,
+) -> float:
     """Load ``devices`` devices of model alpha on build 1.0 with COPY; write their
-    credentials one a line; return the seconds taken (credentials made included)."""
+    credentials one a line; return the seconds taken (credentials made included). With
+    ``decided`` (device ids -> the digest of each one's decision), each device has that
+    decision recorded, as one that checked in yesterday has."""
     started = time.perf_counter()
     now = datetime.now(UTC)
     day = date(2026, 1, 1)
+    ids = [uuid.uuid4().hex for _ in range(devices)]
+    digests: list[str | None] = list(decided(ids)) if decided else [None] * devices
+    columns = (*_COLUMNS, "last_decision") if decided else _COLUMNS
     with (
         psycopg.connect(_libpq(url)) as conn,
         conn.cursor() as cur,
         credentials.open("w") as out,
-        cur.copy(f"COPY devices ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
+        cur.copy(f"COPY devices ({', '.join(columns)}) FROM STDIN") as copy,
     ):
-        for i in range(devices):
-            device_id = uuid.uuid4().hex
+        for i, (device_id, digest) in enumerate(zip(ids, digests, strict=True)):
             secret = secrets.token_urlsafe(24)
             out.write(f"{device_id}.{secret}\n")
             row = (device_id, "alpha", f"S{i}", f"H{i}", "DE", "", day, hash_secret(secret))
-            copy.write_row((*row, now, "1.0", day))
+            copy.write_row((*row, now, "1.0", day, *((digest,) if decided else ())))
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE devices")
     return time.perf_counter() - started

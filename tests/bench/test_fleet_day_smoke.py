@@ -3,33 +3,11 @@ loaded with yesterday's decisions, the day's paced check-ins, a release publishe
 the API and the release hour's changed decisions, install reports, the hot-set
 reference, and the server's peak memory."""
 
-import json
-import os
-import subprocess
-import sys
-import uuid
-from pathlib import Path
-
-import pytest
-
-BENCH = Path(__file__).parents[2] / "bench" / "fleet_day.py"
+from tests.bench.postgres_smoke import smoke
 
 
 def test_fleet_day_benchmark_smoke() -> None:
-    url = os.environ.get("PATCHLINE_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("PATCHLINE_TEST_DATABASE_URL is not set")
-    name = f"patchline_day_smoke_{uuid.uuid4().hex[:8]}"
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--smoke", "--json", "--database", name],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "PATCHLINE_BENCH_DATABASE_URL": url},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout)
+    figures = smoke("fleet_day.py")
     day, hour, reports = figures["day"], figures["release_hour"], figures["reports"]
     assert day["devices"] == 1800
     assert day["answered"] == 1800

@@ -2,33 +2,11 @@
 COPY load, rollouts and rules, first check-ins, the hot set against nginx and the bare
 floor, and the open-loop paced run."""
 
-import json
-import os
-import subprocess
-import sys
-import uuid
-from pathlib import Path
-
-import pytest
-
-BENCH = Path(__file__).parents[2] / "bench" / "million.py"
+from tests.bench.postgres_smoke import smoke
 
 
 def test_million_benchmark_smoke() -> None:
-    url = os.environ.get("PATCHLINE_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("PATCHLINE_TEST_DATABASE_URL is not set")
-    name = f"patchline_million_smoke_{uuid.uuid4().hex[:8]}"
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--smoke", "--json", "--database", name],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "PATCHLINE_BENCH_DATABASE_URL": url},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout)
+    figures = smoke("million.py")
     assert figures["devices"] == 2000
     assert figures["copy_seconds"] > 0
     assert figures["sizes"]["devices_table"] > 0
