@@ -31,6 +31,9 @@ def test_the_demo_fills_the_consoles_overview_within_a_minute(tmp_path: Path) ->
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "COLUMNS": "400"},
+            # A test run started in the background by a shell ignores SIGINT, and the
+            # demo would inherit that: Ctrl-C must reach it as it does from a terminal.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     started = time.monotonic()
     try:
@@ -56,5 +59,9 @@ def test_the_demo_fills_the_consoles_overview_within_a_minute(tmp_path: Path) ->
         assert "R-1" in client.get("/rollouts").text
     finally:
         demo.send_signal(signal.SIGINT)  # as Ctrl-C: the demo stops its fleet and server
-        demo.wait(timeout=30)
+        try:
+            demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            pytest.fail(f"the demo did not stop within 60 s of Ctrl-C: {log.read_text()[-3000:]}")
     assert "Stopped." in log.read_text()

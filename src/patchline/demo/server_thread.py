@@ -14,7 +14,15 @@ class ServerThread:
     """Runs the server app with uvicorn on ``host:port`` until ``stop()``."""
 
     def __init__(self, app: PatchlineApp, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        # Ctrl-C stops the demo within seconds even with a browser's connection open.
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self.url = f"http://{host}:{port}"
