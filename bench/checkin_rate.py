@@ -286,6 +286,25 @@ def asgi_command(server: str, target: str, port: int, factory: bool = False) -> 
     return [*cmd, *(["--factory"] if factory else []), target]
 
 
+def server_env(home: Path, database_url: str, port: int) -> dict[str, str]:
+    """The environment of a server process of the bench's repository at ``home`` on
+    ``database_url``, serving ``port``."""
+    return {
+        **os.environ,
+        "PATCHLINE_HOME": str(home),
+        "PATCHLINE_DATABASE_URL": database_url,
+        "PATCHLINE_PASSPHRASE": PASSPHRASE,
+        "PATCHLINE_PORT": str(port),
+    }
+
+
+def start_granian(home: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
+    """One granian process of the server on ``port`` (not yet waited for)."""
+    cmd = asgi_command("granian", "patchline.server.entry:app_from_env", port, factory=True)
+    env = server_env(home, database_url, port)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 def bare_rate(server: str, prepared: Prepared, answer_file: Path, duration: float) -> WrkResult:
     port = free_port()
     env = {**os.environ, "PATCHLINE_BENCH_ANSWER": str(answer_file), "PYTHONPATH": str(HERE.parent)}
@@ -304,13 +323,7 @@ def real_rates(
     server: str, prepared: Prepared, duration: float, warm_seconds: float
 ) -> dict[str, Any]:
     port = free_port()
-    env = {
-        **os.environ,
-        "PATCHLINE_HOME": str(prepared.home),
-        "PATCHLINE_DATABASE_URL": prepared.database_url,
-        "PATCHLINE_PASSPHRASE": PASSPHRASE,
-        "PATCHLINE_PORT": str(port),
-    }
+    env = server_env(prepared.home, prepared.database_url, port)
     script_env = {"CREDENTIALS": str(prepared.credentials), "BODY": str(prepared.body)}
     url = f"http://127.0.0.1:{port}"
     cmd = asgi_command(server, "patchline.server.entry:app_from_env", port, factory=True)

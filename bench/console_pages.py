@@ -39,7 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from bench.checkin_rate import PASSPHRASE, free_port, wait_http
+from bench.checkin_rate import PASSPHRASE, free_port, server_env, wait_http
 from patchline.audit import AuditRecord, append
 from patchline.clock import SystemClock
 from patchline.director.catalog import aware
@@ -380,12 +380,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         vacuum(database_url)
         loaded_s = time.monotonic() - started
         port = free_port()
-        env = {
-            **os.environ,
-            "PATCHLINE_HOME": str(home),
-            "PATCHLINE_DATABASE_URL": database_url,
-            "PATCHLINE_PASSPHRASE": PASSPHRASE,
-        }
+        env = server_env(home, database_url, port)
         log = (work / "server.log").open("wb")
         server = subprocess.Popen(
             [str(BIN / "patchline"), "serve", "--port", str(port)],

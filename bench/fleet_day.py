@@ -59,9 +59,9 @@ from bench.checkin_rate import (
     HERE,
     PASSPHRASE,
     add_rollouts_and_rules,
-    asgi_command,
     free_port,
     prepare,
+    start_granian,
     wait_http,
     wrk,
 )
@@ -257,13 +257,6 @@ def counts(url: str) -> dict[str, int]:
 def the_day(home: Path, url: str, credentials: Path, body: Path, args: argparse.Namespace) -> Any:
     """Start the server; the day, the release hour, the reports, the hot-set reference."""
     port = free_port()
-    env = {
-        **os.environ,
-        "PATCHLINE_HOME": str(home),
-        "PATCHLINE_DATABASE_URL": url,
-        "PATCHLINE_PASSPHRASE": PASSPHRASE,
-        "PATCHLINE_PORT": str(port),
-    }
     base = f"http://127.0.0.1:{port}"
     db = Database.connect(url)
     with db.transaction() as session:
@@ -272,8 +265,7 @@ def the_day(home: Path, url: str, credentials: Path, body: Path, args: argparse.
     release_devices = round(args.devices * args.release_share)
     day_devices = args.devices - release_devices
     work = credentials.parent
-    cmd = asgi_command("granian", "patchline.server.entry:app_from_env", port, factory=True)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = start_granian(home, url, port)
     try:
         wait_http(f"{base}/healthz")
         rss_start = rss_bytes(proc.pid)

@@ -49,13 +49,13 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from bench.checkin_rate import (
     HERE,
-    PASSPHRASE,
     WrkResult,
     add_rollouts_and_rules,
     asgi_command,
     free_port,
     nginx_rate,
     prepare,
+    start_granian,
     wait_http,
     wrk,
 )
@@ -199,17 +199,9 @@ def server_rates(
     """Start one granian process; the first-check-in pass, memory, max rate on the hot
     set, then the paced run at 80 % of it."""
     port = free_port()
-    env = {
-        **os.environ,
-        "PATCHLINE_HOME": str(home),
-        "PATCHLINE_DATABASE_URL": url,
-        "PATCHLINE_PASSPHRASE": PASSPHRASE,
-        "PATCHLINE_PORT": str(port),
-    }
     base = f"http://127.0.0.1:{port}"
     lua = HERE / "checkin" / "checkin.lua"
-    cmd = asgi_command("granian", "patchline.server.entry:app_from_env", port, factory=True)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = start_granian(home, url, port)
     try:
         wait_http(f"{base}/healthz")
         rss_start = rss_bytes(proc.pid)

@@ -31,12 +31,11 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from bench.checkin_rate import (
     HERE,
-    PASSPHRASE,
     WrkResult,
-    asgi_command,
     free_port,
     nginx_rate,
     prepare,
+    start_granian,
     wait_http,
     wrk,
 )
@@ -48,16 +47,7 @@ def start_servers(home: Path, url: str, count: int) -> list[tuple[subprocess.Pop
     started = []
     for _ in range(count):
         port = free_port()
-        env = {
-            **os.environ,
-            "PATCHLINE_HOME": str(home),
-            "PATCHLINE_DATABASE_URL": url,
-            "PATCHLINE_PASSPHRASE": PASSPHRASE,
-            "PATCHLINE_PORT": str(port),
-        }
-        cmd = asgi_command("granian", "patchline.server.entry:app_from_env", port, factory=True)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        started.append((proc, port))
+        started.append((start_granian(home, url, port), port))
     for _, port in started:
         wait_http(f"http://127.0.0.1:{port}/healthz")
     return started
