@@ -133,3 +133,61 @@ def test_a_stepping_stone_is_offered_first_to_devices_on_older_builds() -> None:
     )
     director.use_catalog(dataclasses.replace(director.catalog, version=2, rules=(security_only,)))
     assert offered("1.0")[0] is None
+
+
+def test_a_devices_kept_decision_equals_a_fresh_one_as_its_state_moves() -> None:
+    """One device polls through changing phone states, regions, carriers, builds, days and
+    catalogs; the director that keeps its last decision answers each poll as a director
+    that never saw the device does, and a steady poll gets the kept decision back."""
+    signer = CryptoSigner.generate_ed25519()
+    director = make_director(signer)
+    half = RolloutView("R-1", "aurora", "1.2", "active", 0, (5_000, 10_000), Selection())
+    selective = RolloutView(
+        "R-1", "aurora", "1.2", "active", 0, (10_000,), Selection(carriers=("acme",))
+    )
+    everything = (Rule(id="all", effect=Effect.ALLOW, priority=5), *director.catalog.rules[1:])
+    catalogs = [
+        director.catalog,
+        dataclasses.replace(
+            director.catalog, version=2, rules=everything, rollouts={("aurora", "1.2"): half}
+        ),
+        dataclasses.replace(
+            director.catalog, version=3, rules=everything, rollouts={("aurora", "1.2"): selective}
+        ),
+    ]
+    phones = list(itertools.product((0, 10**9), (10, 90), ("wifi", "cellular")))
+    # Polls in which only the phone state, then only the carrier, changes from the last.
+    states = [
+        (catalog, region, build, carrier, *phone)
+        for catalog, region, build, carrier in itertools.product(
+            range(3), ("DE", "FR"), ("1.0", "1.1"), ("", "acme")
+        )
+        for phone in phones
+    ] + [
+        (catalog, region, build, carrier, *phone)
+        for catalog, region, build, phone in itertools.product(
+            range(3), ("DE", "FR"), ("1.0", "1.1"), phones
+        )
+        for carrier in ("", "acme", "")
+    ]
+    for catalog, region, build, carrier, free, battery, network in states:
+        if director.catalog is not catalogs[catalog]:
+            director.use_catalog(catalogs[catalog])
+        facts = device(
+            region=region, free_bytes=free, battery_percent=battery, network=network, build=build
+        )
+        for device_id in ("dev-1", "dev-2", "dev-3"):
+            kept = decide_for(director, facts, device_id=device_id, carrier=carrier)
+            fresh_director = make_director(signer)
+            fresh_director.use_catalog(catalogs[catalog])
+            fresh = decide_for(fresh_director, facts, device_id=device_id, carrier=carrier)
+            assert kept == fresh, (catalog, region, build, carrier, free, battery, network)
+            again = decide_for(director, facts, device_id=device_id, carrier=carrier)
+            assert again == fresh
+    # A steady poll is answered from what was kept.
+    facts = device(free_bytes=10**9, battery_percent=90, network="wifi")
+    first = decide_for(director, facts, device_id="dev-9")
+    assert decide_for(director, facts, device_id="dev-9") is first
+    # A failed build is never answered from what was kept.
+    failed = {"1.1": "build 1.1 failed on this device"}
+    assert decide_for(director, facts, device_id="dev-9", failed_builds=failed) != first

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from patchline.director.rollout_gate import Subject, apply_rollouts
 from patchline.policy.decide import Action as DecisionAction
 from patchline.policy.decide import Decision, cohort_key, decide, decision_digest
 from patchline.policy.evaluate import phone_ready
-from patchline.policy.facts import DeviceFacts
+from patchline.policy.facts import DeviceFacts, ReleaseFacts
 from patchline.wire.builds import is_newer_build
 from patchline.wire.director import Action, OfferedImage, OfferedRelease, sign_decision
 
@@ -48,6 +48,26 @@ class SignedAnswer:
 _ANY_SPACE = 2**62
 
 
+@dataclass(slots=True)
+class _DeviceRecord:
+    """What the director keeps of one device: its last signed answer, and its last
+    decision with what it was decided on (the cohort key, the carrier) and the releases
+    whose phone checks it passed (release, download length)."""
+
+    answer: SignedAnswer | None = None
+    key: tuple[Any, ...] | None = None
+    carrier: str = ""
+    decided: tuple[Decision, str] | None = None
+    ready_for: tuple[tuple[ReleaseFacts, int], ...] = ()
+
+    def still_ready(self, free_bytes: int, battery_percent: int, network: str) -> bool:
+        """Whether a phone in this state passes every check the kept decision needed."""
+        for release, length in self.ready_for:
+            if not phone_ready(free_bytes, battery_percent, network, release, length):
+                return False
+        return True
+
+
 class Director:
     """Decides and signs; holds the catalog and the caches of one server process."""
 
@@ -63,6 +83,7 @@ class Director:
     ) -> None:
         self._signer = signer
         self._validity = validity
+        self._half_validity = validity / 2
         self._tail = (
             b',"mirrors":'
             + json.dumps(mirrors).encode()
@@ -73,7 +94,7 @@ class Director:
         self.catalog = Catalog()
         self._decisions: BoundedCache[Any, tuple[Decision, str]] = BoundedCache(cohort_cache_size)
         self._cohorts: BoundedCache[Any, tuple[Decision, str]] = BoundedCache(cohort_cache_size)
-        self._answers: BoundedCache[str, SignedAnswer] = BoundedCache(answer_cache_size)
+        self._devices: BoundedCache[str, _DeviceRecord] = BoundedCache(answer_cache_size)
         #: A decision with rollout sentences added, by (its digest, the sentences).
         self._gated: BoundedCache[Any, tuple[Decision, str]] = BoundedCache(cohort_cache_size)
         self.signatures = 0
@@ -81,7 +102,7 @@ class Director:
     @property
     def answer_cache_capacity(self) -> int:
         """The most devices whose last signed answer this director keeps."""
-        return self._answers.capacity
+        return self._devices.capacity
 
     def use_catalog(self, catalog: Catalog) -> None:
         """Switch to a new catalog; cached decisions of the old one are dropped."""
@@ -133,6 +154,11 @@ class Director:
         With ``unidentified`` (a device that is not enrolled, e.g. one reading an update
         feed), no release under a rollout not completed is offered: a rollout's phases
         and selection are for enrolled devices, so the release is held back, saying so.
+
+        With ``device_id`` and no failed build, the device's last decision is kept: a
+        device that polls again in the same cohort, with the same carrier, on the same
+        catalog and day, whose phone still passes the checks its offer needed, gets it
+        back without the cohort and rollout look-ups (the steady poll of a fleet).
         """
         day = now.date()
         key = (
@@ -145,7 +171,23 @@ class Director:
             security_patch_level,
             day,
         )
+        record = None
+        if device_id is not None and not failed_builds and not unidentified:
+            record = self._devices.get(device_id)
+            if record is None:
+                record = _DeviceRecord()
+                self._devices.put(device_id, record)
+            elif (
+                record.decided is not None
+                and record.key == key
+                and record.carrier == carrier
+                and record.still_ready(free_bytes, battery_percent, network)
+            ):
+                return record.decided
         patch_level = date.fromisoformat(security_patch_level)
+        # Which phone checks the decision rests on; None once it rests on this device's
+        # exact phone state (then it is not kept).
+        ready_for: list[tuple[ReleaseFacts, int]] | None = []
 
         def facts(free: int, battery: int, link: str) -> DeviceFacts:
             return DeviceFacts(
@@ -162,6 +204,7 @@ class Director:
             )
 
         def decided(held: frozenset[str]) -> tuple[Decision, str]:
+            nonlocal ready_for
             cohort = (key, held)
             cached = self._cohorts.get(cohort)
             if cached is None:
@@ -183,9 +226,41 @@ class Director:
                     free_bytes, battery_percent, network, decision.release, decision.length
                 )
             ):
+                if ready_for is not None:
+                    ready_for.append((decision.release, decision.length))
                 return cached
+            ready_for = None
             return self._cached_decide(facts(free_bytes, battery_percent, network), day, held)
 
+        result = self._gated_decision(
+            decided,
+            model,
+            region,
+            carrier,
+            deployed_on,
+            build,
+            patch_level,
+            device_id,
+            unidentified,
+        )
+        if record is not None and ready_for is not None:
+            record.key, record.carrier, record.decided = key, carrier, result
+            record.ready_for = tuple(ready_for)
+        return result
+
+    def _gated_decision(
+        self,
+        decided: Callable[[frozenset[str]], tuple[Decision, str]],
+        model: str,
+        region: str | None,
+        carrier: str,
+        deployed_on: date | None,
+        build: str,
+        patch_level: date,
+        device_id: str | None,
+        unidentified: bool,
+    ) -> tuple[Decision, str]:
+        """``decided(held)`` once the rollouts have had their say (see ``decide``)."""
         if not self.catalog.rollouts or (device_id is None and not unidentified):
             return decided(frozenset())
         subject = Subject(
@@ -264,11 +339,15 @@ class Director:
 
     def answer(self, device_id: str, decision: Decision, digest: str, now: datetime) -> bytes:
         """The CheckInAnswer body for ``device_id``: signed now, or from the answer cache."""
-        cached = self._answers.get(device_id)
+        record = self._devices.get(device_id)
+        if record is None:
+            record = _DeviceRecord()
+            self._devices.put(device_id, record)
+        cached = record.answer
         if (
             cached is not None
             and cached.digest == digest
-            and now - cached.signed_at < self._validity / 2
+            and now - cached.signed_at < self._half_validity
         ):
             return cached.body
         version = int(now.timestamp())
@@ -299,7 +378,7 @@ class Director:
         )
         self.signatures += 1
         body = b'{"director":' + md.to_bytes(_COMPACT) + self._tail
-        self._answers.put(device_id, SignedAnswer(digest, body, version, expires, now))
+        record.answer = SignedAnswer(digest, body, version, expires, now)
         return body
 
 

@@ -287,7 +287,7 @@ class DdiApi:
         region, durably before the device hears back); False when it could not be."""
         rt = self.rt
         now = rt.clock.now()
-        rt.metrics.checkin_counter(decision.action.value).inc()
+        rt.metrics.count_checkin(decision.action.value)
         changed = digest != entry.decision_digest
         stale = (
             entry.written_seen_at is None

@@ -130,8 +130,10 @@ class DeviceApi:
         if parsed is None:
             return None
         device_id, secret = parsed
+        entry = self.rt.devices.cached(device_id)
         try:
-            entry = await self.rt.devices.get(device_id)
+            if entry is None:
+                entry = await self.rt.devices.get(device_id)
         except Exception:
             self.failures.failed("load", "could not load device %s", device_id)
             raise _RegistryUnavailableError from None
@@ -186,7 +188,7 @@ class DeviceApi:
             carrier=entry.carrier,
         )
         answer = rt.director.answer(entry.device_id, decision, digest, now)
-        rt.metrics.checkin_counter(decision.action.value).inc()
+        rt.metrics.count_checkin(decision.action.value)
         # Free space and battery change on every poll: they are written with the
         # periodic last-seen refresh, not as a change of their own.
         state = (

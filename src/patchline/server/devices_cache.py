@@ -86,6 +86,10 @@ class DeviceLoader:
         """The most devices kept in memory."""
         return self._cache.capacity
 
+    def cached(self, device_id: str) -> DeviceEntry | None:
+        """The device's entry if this process holds it (no await: the hot path)."""
+        return self._cache.get(device_id)
+
     async def get(self, device_id: str) -> DeviceEntry | None:
         """The device's entry from the cache, or loaded with others; None when unknown."""
         entry = self._cache.get(device_id)

@@ -77,7 +77,7 @@ class LineageFeed:
             (r for r in rt.director.catalog.releases_of(model) if r.build == incremental), None
         )
         if running is None:
-            rt.metrics.checkin_counter("none").inc()
+            rt.metrics.count_checkin("none")
             return []
         decision, _digest = rt.director.decide(
             model=model,
@@ -92,7 +92,7 @@ class LineageFeed:
             now=rt.clock.now(),
             unidentified=True,
         )
-        rt.metrics.checkin_counter(decision.action.value).inc()
+        rt.metrics.count_checkin(decision.action.value)
         release = decision.release
         if (
             decision.action is not DecisionAction.INSTALL

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter as Tally
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 
 class Metrics:
@@ -12,9 +15,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.checkins = Counter(
-            "patchline_checkins", "Device check-ins by decision", ["action"], registry=self.registry
-        )
+        self.checkins = _CheckIns()
+        self.registry.register(self.checkins)
         self.reports = Counter(
             "patchline_reports", "Install reports by status", ["status"], registry=self.registry
         )
@@ -41,14 +43,28 @@ class Metrics:
             ["limit"],
             registry=self.registry,
         )
-        self._checkin_children: dict[str, Any] = {}
         self.catalog_version = Gauge(
             "patchline_catalog_version", "Catalog version in use", registry=self.registry
         )
 
-    def checkin_counter(self, action: str) -> Any:
-        """The check-in counter for one action (label lookup cached: hot path)."""
-        child = self._checkin_children.get(action)
-        if child is None:
-            child = self._checkin_children[action] = self.checkins.labels(action)
-        return child
+    def count_checkin(self, action: str) -> None:
+        """Count one check-in answered with ``action`` (a dictionary increment: the
+        device API's hot path; read when ``/metrics`` is scraped)."""
+        self.checkins.by_action[action] += 1
+
+
+class _CheckIns(Collector):
+    """``patchline_checkins_total`` by action, counted in a plain dictionary: the
+    event loop is the only writer, so no lock per check-in."""
+
+    def __init__(self) -> None:
+        self.by_action: Tally[str] = Tally()
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """The counts as a Prometheus counter family."""
+        family = CounterMetricFamily(
+            "patchline_checkins", "Device check-ins by decision", labels=["action"]
+        )
+        for action, count in sorted(self.by_action.items()):
+            family.add_metric([action], count)
+        yield family
