@@ -107,8 +107,8 @@ class Settings(BaseSettings):
         default=500_000,
         ge=1,
         description="devices a server process keeps in memory: their records and their last "
-        "signed answers, at most this many of each (about 2.6 KiB per device measured; "
-        "bench/RESULTS.md)",
+        "decisions and signed answers, at most this many of each (about 2.9 KiB per device "
+        "measured; bench/RESULTS.md)",
     )
     api_max_body_bytes: int = Field(
         default=1 << 20, ge=1, description="largest management API JSON body; 413 past it"
